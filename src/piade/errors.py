@@ -1,0 +1,23 @@
+"""The errors piade raises at its boundaries.
+
+Every message names the file, flag or value at fault, what was expected, and how to fix it. The
+command-line interface prints ``str(error)`` as one line and exits non-zero.
+"""
+
+from __future__ import annotations
+
+
+class PiadeError(Exception):
+    """Base class of every error piade raises on purpose (bad input, missing files, bad settings)."""
+
+
+class ConfigError(PiadeError, ValueError):
+    """A setting is invalid (unknown key, wrong type, out of range)."""
+
+
+class WeightsError(PiadeError, FileNotFoundError):
+    """Pretrained weights could not be found, read, or matched to the network."""
+
+
+class DataError(PiadeError, ValueError):
+    """A data set is missing, laid out wrongly, or holds an unreadable file."""
