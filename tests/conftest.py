@@ -15,7 +15,9 @@ class NetworkBlocked(RuntimeError):
 
 
 @pytest.fixture(autouse=True)
-def offline(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[object]]:
+def offline(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[object]]:
     """Block every socket connection and point ``TORCH_HOME`` at an empty temporary folder.
 
     Yields the list of addresses that code tried to reach, so a test can assert it stayed empty.

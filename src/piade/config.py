@@ -1,0 +1,132 @@
+"""The model's configuration: every architectural choice in one frozen dataclass.
+
+Defaults are the paper's (Mishra, Piciarelli & Foresti 2020, Sec. 3.1 and Tables 5–6), with the
+ambiguities resolved as in the project's design brief. The resolved config is saved with every run and
+inside every model file, so a model can always be rebuilt from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from piade.errors import ConfigError
+
+TORCHVISION_BACKBONES = ("resnet18", "resnet34", "resnet50")
+TIMM_PREFIX = "timm:"
+MIN_IMAGE_SIZE = 32
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    """Architecture of the pyramidal capsule autoencoder.
+
+    Attributes:
+        image_size: side of the square input and reconstruction; the paper uses 32 for CIFAR-10 and
+            120 for COIL-100 and MVTec AD.
+        backbone: "resnet18" (paper), "resnet34", "resnet50", or "timm:<name>" for any timm model
+            that supports ``features_only`` (needs the ``timm`` extra).
+        num_vectors: instantiation vectors routed to; 2 in the paper, 1 is the no-routing ablation.
+        vector_dim: length of each instantiation vector (64 in the paper).
+        capsule_dim: length of each primary capsule cut from the pyramid (8 in the paper).
+        routing_iterations: iterations of dynamic routing (Algorithm 1; 3 as in Sabour et al.).
+        squash_a: the constant ``a`` of the squash function, Eq. 3 (1 in Sabour et al.).
+        squash_eps: added under the square root of the squash so a zero vector has a finite gradient.
+        se_reduction: the Squeeze-and-Excitation reduction ratio r (2 in the paper, Eq. 2).
+        pyramid_scales: output sides of the adaptive average pools (1, 2, 4, 8 in the paper).
+        pyramid_channels: channels of each pyramid level's 1x1 convolution; empty means
+            ``encoder_channels // scale`` per level (the PSPNet convention of the authors' code).
+        upsample_hidden: widths of the two hidden linear layers of the upsampling layer (Table 5).
+        decoder_channels: widths of the hidden transposed convolutions (Table 6 is 16, 32, 32); one
+            entry fewer than the backbone has stride-2 stages (5 for ResNets), the last layer gives 3.
+    """
+
+    image_size: int = 120
+    backbone: str = "resnet18"
+    num_vectors: int = 2
+    vector_dim: int = 64
+    capsule_dim: int = 8
+    routing_iterations: int = 3
+    squash_a: float = 1.0
+    squash_eps: float = 1e-7
+    se_reduction: int = 2
+    pyramid_scales: tuple[int, ...] = (1, 2, 4, 8)
+    pyramid_channels: tuple[int, ...] = ()
+    upsample_hidden: tuple[int, int] = (128, 512)
+    decoder_channels: tuple[int, ...] = (16, 32, 32, 32)
+
+    def __post_init__(self) -> None:
+        _check(
+            self.image_size >= MIN_IMAGE_SIZE,
+            f"image_size must be >= {MIN_IMAGE_SIZE} px",
+            self.image_size,
+        )
+        _check(
+            self.backbone in TORCHVISION_BACKBONES
+            or (self.backbone.startswith(TIMM_PREFIX) and len(self.backbone) > len(TIMM_PREFIX)),
+            f"backbone must be one of {', '.join(TORCHVISION_BACKBONES)} or 'timm:<model name>'",
+            self.backbone,
+        )
+        for name in (
+            "num_vectors",
+            "vector_dim",
+            "capsule_dim",
+            "routing_iterations",
+            "se_reduction",
+        ):
+            _check(getattr(self, name) >= 1, f"{name} must be >= 1", getattr(self, name))
+        _check(self.squash_a > 0, "squash_a must be > 0", self.squash_a)
+        _check(self.squash_eps > 0, "squash_eps must be > 0", self.squash_eps)
+        _check(
+            len(self.pyramid_scales) > 0 and all(s >= 1 for s in self.pyramid_scales),
+            "pyramid_scales must be a non-empty list of sides >= 1",
+            self.pyramid_scales,
+        )
+        _check(
+            not self.pyramid_channels or len(self.pyramid_channels) == len(self.pyramid_scales),
+            "pyramid_channels must be empty or have one entry per pyramid scale",
+            self.pyramid_channels,
+        )
+        _check(
+            all(c % self.capsule_dim == 0 for c in self.pyramid_channels),
+            f"every pyramid_channels entry must be a multiple of capsule_dim={self.capsule_dim}",
+            self.pyramid_channels,
+        )
+        _check(
+            len(self.upsample_hidden) == 2 and min(self.upsample_hidden) >= 1,
+            "upsample_hidden must be two positive widths",
+            self.upsample_hidden,
+        )
+        _check(
+            all(c >= 1 for c in self.decoder_channels),
+            "decoder_channels must be positive widths",
+            self.decoder_channels,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (tuples become lists)."""
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> ModelConfig:
+        """Build a config from a mapping (e.g. parsed JSON/YAML); unknown keys are rejected."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ConfigError(
+                f"unknown model setting(s) {', '.join(unknown)}; valid settings: "
+                f"{', '.join(fields)}"
+            )
+        kwargs: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in values.items()
+        }
+        return cls(**kwargs)
+
+
+def _check(ok: bool, message: str, value: object) -> None:
+    if not ok:
+        raise ConfigError(f"ModelConfig: {message} (got {value!r})")

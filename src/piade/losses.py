@@ -1,0 +1,180 @@
+"""The paper's objective (Sec. 3.2), per image: MSE + λ1 · perceptual + λ2 · (1 − SSIM).
+
+Every term is returned per image, shape (B,), because the total is also the anomaly score. Images
+are compared in the decoder's [-1, 1] range; SSIM and the perceptual network see them mapped back
+to [0, 1] (the perceptual network after ImageNet normalisation).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from piade.preprocess import imagenet_stats
+from piade.weights import WeightsSpec, load_into, resolve_weights
+
+PERCEPTUAL_NETWORKS = ("vgg11", "vgg16")
+
+
+class LossTerms(NamedTuple):
+    """Per-image loss terms, each (B,).
+
+    Attributes:
+        mse: mean squared error over pixels and channels, in the [-1, 1] range.
+        perceptual: mean squared error between the perceptual network's features.
+        ssim: the mean SSIM index over pixels and channels (1 = identical).
+        total: ``mse + λ1 * perceptual + λ2 * (1 - ssim)`` — the training loss and anomaly score.
+    """
+
+    mse: torch.Tensor
+    perceptual: torch.Tensor
+    ssim: torch.Tensor
+    total: torch.Tensor
+
+
+def gaussian_window(
+    size: int = 11,
+    sigma: float = 1.5,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | None = None,
+) -> torch.Tensor:
+    """Normalised 1-D Gaussian of ``size`` taps (radius 5 at σ 1.5, as scikit-image truncates)."""
+    x = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
+    g = torch.exp(-(x * x) / (2 * sigma * sigma))
+    return g / g.sum()
+
+
+def _symmetric_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """Pad the last two dims by mirroring with the edge repeated (scipy's 'reflect' mode)."""
+    for dim in (-2, -1):
+        n = x.shape[dim]
+        index = (
+            torch.cat(
+                [
+                    torch.arange(pad - 1, -1, -1),
+                    torch.arange(n),
+                    torch.arange(n - 1, n - 1 - pad, -1),
+                ]
+            )
+            .clamp(0, n - 1)
+            .to(x.device)
+        )
+        x = x.index_select(dim, index)
+    return x
+
+
+def ssim(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    window_size: int = 11,
+    sigma: float = 1.5,
+    data_range: float = 1.0,
+    k1: float = 0.01,
+    k2: float = 0.03,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SSIM (Eq. 4) of two image batches (B, C, H, W) with a Gaussian window.
+
+    Local statistics use an 11-tap Gaussian (σ 1.5) with symmetric border padding and population
+    (co)variances — the map equals scikit-image's ``structural_similarity(..., gaussian_weights=True,
+    sigma=1.5, use_sample_covariance=False, full=True)`` per channel.
+
+    Returns:
+        (B,) the mean of the map over channels and all pixels, borders included (scikit-image's
+        scalar crops a 5-pixel border instead), and the (B, C, H, W) per-pixel SSIM map.
+    """
+    channels = x.shape[1]
+    g = gaussian_window(window_size, sigma, dtype=x.dtype, device=x.device)
+    stats = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (B, 5C, H, W)
+    stats = _symmetric_pad(stats, window_size // 2)
+    stats = F.conv2d(
+        stats, g.reshape(1, 1, 1, -1).expand(5 * channels, 1, 1, -1), groups=5 * channels
+    )
+    stats = F.conv2d(
+        stats, g.reshape(1, 1, -1, 1).expand(5 * channels, 1, -1, 1), groups=5 * channels
+    )
+    mu_x, mu_y, e_xx, e_yy, e_xy = stats.chunk(5, dim=1)  # each (B, C, H, W)
+    var_x, var_y = e_xx - mu_x * mu_x, e_yy - mu_y * mu_y
+    cov = e_xy - mu_x * mu_y
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+        (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
+    )
+    return ssim_map.mean(dim=(1, 2, 3)), ssim_map
+
+
+def build_perceptual_network(
+    name: str = "vgg11", *, weights: WeightsSpec = None, depth: int = 4
+) -> nn.Sequential:
+    """The first ``depth`` modules of a torchvision VGG's ``features`` (``vgg11().features[:4]``).
+
+    ``weights`` is ``None`` (random), ``"imagenet"`` or a local torchvision-format file (either the
+    whole VGG state_dict or only its ``features.N.*`` keys). The network is frozen and in eval mode.
+    """
+    if name not in PERCEPTUAL_NETWORKS:
+        raise ValueError(f"perceptual network must be one of {PERCEPTUAL_NETWORKS}, got {name!r}")
+    features = torchvision.models.get_model(name, weights=None).features[:depth]
+    state_dict, source = resolve_weights(weights, arch=name)
+    if state_dict is not None:
+        own = {}
+        for key, value in state_dict.items():
+            parts = key.removeprefix("features.").split(".", 1)
+            if key.startswith("features.") and int(parts[0]) < depth:
+                own[".".join(parts)] = value
+        load_into(features, own, source=source)
+    features.requires_grad_(False)
+    return features.eval()
+
+
+class ReconstructionLoss(nn.Module):
+    """The paper's total loss, per image. ``forward(target, reconstruction)``, both in [-1, 1].
+
+    Args:
+        perceptual_net: a frozen feature network taking ImageNet-normalised RGB images
+            (``build_perceptual_network()`` by default; inject any module, e.g. a test stub).
+        perceptual_weight: λ1. ssim_weight: λ2 (both 1 in the paper).
+    """
+
+    def __init__(
+        self,
+        perceptual_net: nn.Module | None = None,
+        *,
+        perceptual_weight: float = 1.0,
+        ssim_weight: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.perceptual_net = (
+            perceptual_net if perceptual_net is not None else (build_perceptual_network())
+        )
+        self.perceptual_net.requires_grad_(False).eval()
+        self.perceptual_weight, self.ssim_weight = perceptual_weight, ssim_weight
+        mean, std = imagenet_stats()
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
+        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("std", std, persistent=False)
+
+    def train(self, mode: bool = True) -> ReconstructionLoss:
+        """The perceptual network stays in eval mode whatever the loss module's mode."""
+        super().train(mode)
+        self.perceptual_net.eval()
+        return self
+
+    def perceptual_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Features of images in [-1, 1] (mapped to [0, 1], then ImageNet-normalised)."""
+        return self.perceptual_net(((images + 1) / 2 - self.mean) / self.std)
+
+    def forward(self, target: torch.Tensor, reconstruction: torch.Tensor) -> LossTerms:
+        mse = (target - reconstruction).pow(2).mean(dim=(1, 2, 3))  # (B,)
+        with torch.no_grad():
+            target_features = self.perceptual_features(target)
+        perceptual = (target_features - self.perceptual_features(reconstruction)).pow(2)
+        perceptual = perceptual.mean(dim=(1, 2, 3))  # (B,)
+        similarity, _ = ssim((target + 1) / 2, (reconstruction + 1) / 2)  # (B,)
+        total = mse + self.perceptual_weight * perceptual + self.ssim_weight * (1 - similarity)
+        return LossTerms(mse, perceptual, similarity, total)

@@ -1,0 +1,52 @@
+"""The paper's network, one concept per file, and :func:`build_model` to assemble it."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from piade.config import ModelConfig
+from piade.model.encoder import build_encoder
+from piade.model.network import ModelOutput, PyramidalCapsuleAutoencoder
+from piade.model.squeeze_excitation import SqueezeExcitation
+from piade.weights import WeightsSpec, resolve_weights
+
+__all__ = ["ModelOutput", "PyramidalCapsuleAutoencoder", "build_model", "orthogonal_init"]
+
+
+def build_model(
+    config: ModelConfig | None = None, *, encoder_weights: WeightsSpec = None
+) -> PyramidalCapsuleAutoencoder:
+    """Build the network for ``config`` (the paper's defaults when omitted).
+
+    Args:
+        config: the architecture.
+        encoder_weights: ``None`` (random, the default), ``"imagenet"`` (torch hub cache, then
+            download) or a local state_dict file for the backbone; see :mod:`piade.weights`.
+
+    Every weight not loaded from ``encoder_weights`` gets orthogonal initialisation (paper Sec. 4).
+    """
+    config = config or ModelConfig()
+    arch = config.backbone
+    state_dict, source = resolve_weights(encoder_weights, arch=arch)
+    encoder = build_encoder(
+        arch, se_reduction=config.se_reduction, state_dict=state_dict, source=source
+    )
+    model = PyramidalCapsuleAutoencoder(config, encoder)
+    for name, child in model.named_children():
+        if name != "encoder":
+            orthogonal_init(child)
+    for block in encoder.modules():
+        if isinstance(block, SqueezeExcitation):
+            orthogonal_init(block)
+    if state_dict is None:
+        orthogonal_init(encoder)
+    return model
+
+
+def orthogonal_init(module: nn.Module) -> None:
+    """Orthogonal weights and zero biases for every convolution and linear layer in ``module``."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+            nn.init.orthogonal_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)

@@ -1,0 +1,94 @@
+"""The full network: SE encoder → pyramidal pooling → dynamic routing → upsampling → decoder."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from piade.config import ModelConfig
+from piade.model.decoder import Decoder, Upsampling, halving_chain
+from piade.model.encoder import SEEncoder, TimmSEEncoder
+from piade.model.pyramid import PyramidalPooling
+from piade.model.routing import CapsuleRouting
+from piade.preprocess import imagenet_stats
+
+
+class ModelOutput(NamedTuple):
+    """What one forward pass returns.
+
+    Attributes:
+        reconstruction: (B, 3, H, W) in [-1, 1], the decoder's tanh output.
+        vectors: (B, num_vectors, vector_dim), the instantiation vectors after routing.
+        lengths: (B, num_vectors), their norms, each in [0, 1).
+        decoded: (B,) int64, the index of the vector that was decoded.
+        couplings: (B, n, num_vectors), the final routing coefficients c (rows sum to 1).
+    """
+
+    reconstruction: torch.Tensor
+    vectors: torch.Tensor
+    lengths: torch.Tensor
+    decoded: torch.Tensor
+    couplings: torch.Tensor
+
+
+class PyramidalCapsuleAutoencoder(nn.Module):
+    """The paper's network (Fig. 2). Input: RGB images in [0, 1], (B, 3, H, W), H = W = image_size.
+
+    The encoder sees the images ImageNet-normalised; the decoder reconstructs them in [-1, 1]. In
+    training mode vector 0 is always decoded; in eval mode the longest vector is (Sec. 3.1).
+    """
+
+    def __init__(self, config: ModelConfig, encoder: SEEncoder | TimmSEEncoder) -> None:
+        super().__init__()
+        self.config = config
+        sizes = halving_chain(config.image_size, encoder.num_halvings)
+        side, channels = sizes[-1], encoder.out_channels
+        self.feature_side = side
+        pyramid_channels = config.pyramid_channels or tuple(
+            channels // s for s in config.pyramid_scales
+        )
+        self.encoder = encoder
+        self.pyramid = PyramidalPooling(
+            channels,
+            scales=config.pyramid_scales,
+            channels=pyramid_channels,
+            capsule_dim=config.capsule_dim,
+        )
+        self.routing = CapsuleRouting(
+            self.pyramid.num_capsules,
+            config.capsule_dim,
+            config.num_vectors,
+            config.vector_dim,
+            iterations=config.routing_iterations,
+            a=config.squash_a,
+            eps=config.squash_eps,
+        )
+        self.upsampling = Upsampling(config.vector_dim, config.upsample_hidden, channels, side)
+        self.decoder = Decoder(2 * channels, widths=config.decoder_channels, sizes=sizes)
+        mean, std = imagenet_stats()
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
+        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("std", std, persistent=False)
+
+    def forward(self, images: torch.Tensor, *, vector_index: int | None = None) -> ModelOutput:
+        """Reconstruct ``images``; ``vector_index`` forces which vector is decoded."""
+        features = self.encoder((images - self.mean) / self.std)  # (B, C, m, m): F
+        u = self.pyramid(features)  # (B, n, d)
+        vectors, couplings = self.routing(u)  # (B, J, D), (B, n, J)
+        lengths = torch.linalg.vector_norm(vectors, dim=2)  # (B, J)
+        batch = images.shape[0]
+        if vector_index is not None:
+            decoded = torch.full((batch,), vector_index, dtype=torch.long, device=images.device)
+        elif self.training:
+            decoded = torch.zeros(batch, dtype=torch.long, device=images.device)
+        else:
+            decoded = lengths.argmax(dim=1)  # (B,)
+        index = decoded[:, None, None].expand(-1, 1, vectors.shape[2])  # (B, 1, D)
+        chosen = vectors.gather(1, index)[:, 0]  # (B, D)
+        upsampled = self.upsampling(chosen)  # (B, C, m, m)
+        merged = torch.cat([upsampled, features], dim=1)  # (B, 2C, m, m): skip connection
+        reconstruction = self.decoder(merged)  # (B, 3, H, W)
+        return ModelOutput(reconstruction, vectors, lengths, decoded, couplings)

@@ -1,0 +1,48 @@
+"""The command line, run in-process from an argument list."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from piade import __version__
+from piade.cli import main
+
+
+def test_info_reports_size_and_cost(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "--image-size", "32", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["config"]["image_size"] == 32
+    assert report["feature_map_side"] == 1
+    assert report["parameters"] > 10_000_000
+    assert 0.01 < report["forward_gflops_per_image"] < 1.0
+
+
+def test_bad_weights_file_is_one_line_and_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "missing.pth"
+    assert main(["info", "--image-size", "32", "--encoder-weights", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing.pth" in err and "Traceback" not in err
+
+
+def test_bad_setting_names_the_value(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "--image-size", "16"]) == 2
+    assert "image_size must be >= 32" in capsys.readouterr().err
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        main(["--debug", "info", "--encoder-weights", str(tmp_path / "missing.pth")])
+
+
+def test_python_dash_m_and_version() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "piade", "--version"], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == f"piade {__version__}"

@@ -1,0 +1,57 @@
+"""ModelConfig: the paper's defaults, validation, and a lossless dict round trip."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from piade import ModelConfig
+from piade.errors import ConfigError
+
+
+def test_defaults_are_the_papers() -> None:
+    config = ModelConfig()
+    assert (config.backbone, config.num_vectors, config.vector_dim, config.capsule_dim) == (
+        "resnet18",
+        2,
+        64,
+        8,
+    )
+    assert (config.routing_iterations, config.squash_a, config.se_reduction) == (3, 1.0, 2)
+    assert config.pyramid_scales == (1, 2, 4, 8)
+
+
+def test_frozen_and_keyword_only() -> None:
+    config = ModelConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.image_size = 64  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        ModelConfig(64)  # type: ignore[misc]
+
+
+def test_dict_round_trip() -> None:
+    config = ModelConfig(image_size=64, num_vectors=1, pyramid_channels=(64, 32, 16, 8))
+    assert ModelConfig.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"image_size": 16}, "image_size"),
+        ({"backbone": "vgg11"}, "backbone"),
+        ({"backbone": "timm:"}, "backbone"),
+        ({"num_vectors": 0}, "num_vectors"),
+        ({"squash_a": 0.0}, "squash_a"),
+        ({"pyramid_channels": (64, 32)}, "one entry per pyramid scale"),
+        ({"pyramid_channels": (60, 32, 16, 8)}, "multiple of capsule_dim"),
+    ],
+)
+def test_invalid_settings_are_named(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        ModelConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_unknown_keys_are_rejected() -> None:
+    with pytest.raises(ConfigError, match=r"unknown model setting.*image_sise"):
+        ModelConfig.from_dict({"image_sise": 64})

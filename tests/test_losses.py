@@ -1,0 +1,113 @@
+"""The loss terms: SSIM against scikit-image, per-image values, the frozen perceptual network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from skimage.metrics import structural_similarity
+from torch import nn
+
+from piade.losses import ReconstructionLoss, build_perceptual_network, ssim
+
+
+def _skimage_ssim(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    return structural_similarity(  # type: ignore[no-any-return]
+        x,
+        y,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=1,
+        channel_axis=0,
+        full=True,
+    )
+
+
+@pytest.mark.parametrize("shape", [(3, 32, 32), (3, 41, 29), (1, 64, 48)])
+def test_ssim_matches_scikit_image(shape: tuple[int, int, int]) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.random(shape)
+    y = np.clip(x + rng.normal(0, 0.2, shape), 0, 1)  # correlated, so SSIM is far from 0
+    reference_mean, reference_map = _skimage_ssim(x, y)
+    mean, ssim_map = ssim(torch.from_numpy(x)[None].float(), torch.from_numpy(y)[None].float())
+    np.testing.assert_allclose(ssim_map[0].double().numpy(), reference_map, atol=1e-4)
+    cropped = ssim_map[0, :, 5:-5, 5:-5].double().mean().item()  # scikit-image crops 5 px
+    assert cropped == pytest.approx(reference_mean, abs=1e-4)
+    assert mean.item() == pytest.approx(reference_map.mean(), abs=1e-4)
+
+
+def test_ssim_of_identical_images_is_one() -> None:
+    x = torch.rand(2, 3, 32, 32)
+    mean, ssim_map = ssim(x, x)
+    torch.testing.assert_close(mean, torch.ones(2))
+    torch.testing.assert_close(ssim_map, torch.ones_like(ssim_map))
+
+
+class _Stub(nn.Module):
+    """A fixed 'perceptual network': one random conv, for tests."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.conv(x))
+
+
+def test_terms_are_per_image_and_add_up() -> None:
+    torch.manual_seed(0)
+    criterion = ReconstructionLoss(_Stub(), perceptual_weight=0.5, ssim_weight=2.0)
+    target = torch.rand(3, 3, 32, 32) * 2 - 1
+    reconstruction = torch.tanh(torch.randn(3, 3, 32, 32))
+    terms = criterion(target, reconstruction)
+    for value in terms:
+        assert value.shape == (3,)
+    torch.testing.assert_close(
+        terms.total, terms.mse + 0.5 * terms.perceptual + 2.0 * (1 - terms.ssim)
+    )
+    expected_mse = F.mse_loss(reconstruction, target, reduction="none").mean(dim=(1, 2, 3))
+    torch.testing.assert_close(terms.mse, expected_mse)
+    for k in range(3):  # each image's terms do not depend on the rest of the batch
+        alone = criterion(target[k : k + 1], reconstruction[k : k + 1])
+        torch.testing.assert_close(alone.total, terms.total[k : k + 1])
+
+
+def test_perceptual_term_uses_imagenet_normalised_features() -> None:
+    stub = _Stub()
+    criterion = ReconstructionLoss(stub)
+    target, reconstruction = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
+    mean = torch.tensor([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).reshape(1, 3, 1, 1)
+    with torch.no_grad():
+        a, b = stub(((target + 1) / 2 - mean) / std), stub(((reconstruction + 1) / 2 - mean) / std)
+    expected = (a - b).pow(2).mean(dim=(1, 2, 3))
+    torch.testing.assert_close(criterion(target, reconstruction).perceptual, expected)
+
+
+def test_perfect_reconstruction_has_zero_loss() -> None:
+    criterion = ReconstructionLoss(_Stub())
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    torch.testing.assert_close(criterion(x, x).total, torch.zeros(2), atol=1e-6, rtol=0)
+
+
+def test_perceptual_network_is_frozen_and_stays_in_eval_mode() -> None:
+    net = build_perceptual_network("vgg11")
+    assert len(net) == 4 and isinstance(net[3], nn.Conv2d) and net[3].out_channels == 128
+    criterion = ReconstructionLoss(net).train()
+    assert not net.training
+    reconstruction = (torch.rand(2, 3, 32, 32) * 2 - 1).requires_grad_()
+    criterion(torch.rand(2, 3, 32, 32) * 2 - 1, reconstruction).total.sum().backward()
+    assert reconstruction.grad is not None and reconstruction.grad.abs().sum() > 0
+    assert all(p.grad is None and not p.requires_grad for p in net.parameters())
+
+
+def test_vgg16_features_can_replace_vgg11() -> None:
+    net = build_perceptual_network("vgg16")
+    assert [type(m).__name__ for m in net] == ["Conv2d", "ReLU", "Conv2d", "ReLU"]
+
+
+def test_unknown_perceptual_network_is_rejected() -> None:
+    with pytest.raises(ValueError, match="vgg11"):
+        build_perceptual_network("alexnet")
