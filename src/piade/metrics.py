@@ -1,0 +1,295 @@
+"""Evaluation metrics: image AUROC, F1-max, pixel AUROC and AUPRO, as pure functions.
+
+Every function takes array-likes (NumPy arrays, lists, CPU ``torch`` tensors without gradient; they
+are read with :func:`numpy.asarray`) and returns plain Python floats or NumPy arrays. Conventions:
+
+* labels and masks: 0 = normal, 1 = anomalous (``bool`` is accepted);
+* scores and maps: higher = more anomalous; they must be finite;
+* a pixel or image is predicted anomalous at threshold ``t`` when its score is ``>= t``.
+
+Pixel metrics take ground-truth ``masks`` and anomaly ``maps`` of shape (N, H, W) or (N, 1, H, W)
+(a single (H, W) image is also accepted); the two may differ only by that channel axis of size 1.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import ndimage
+from sklearn import metrics as skm
+
+__all__ = ["aupro", "f1_max", "image_auroc", "pixel_auroc", "pro_curve", "roc_curve"]
+
+FloatArray = NDArray[np.float64]
+
+
+def _labels_and_scores(labels: ArrayLike, scores: ArrayLike) -> tuple[NDArray[Any], FloatArray]:
+    """Validate per-image ``labels`` (N,) in {0, 1} and finite ``scores`` (N,)."""
+    y = np.asarray(labels)
+    s = np.asarray(scores, dtype=np.float64)
+    if y.ndim != 1 or s.ndim != 1:
+        raise ValueError(
+            f"labels and scores must be 1-D (one value per image); got shapes {y.shape} and {s.shape}"
+        )
+    if y.shape != s.shape:
+        raise ValueError(f"labels and scores differ in length: {y.shape[0]} vs {s.shape[0]}")
+    _check_binary(y, "labels")
+    _check_finite(s, "scores")
+    return y.astype(bool), s
+
+
+def _check_binary(values: NDArray[Any], name: str) -> None:
+    if values.dtype != np.bool_ and not np.all((values == 0) | (values == 1)):
+        raise ValueError(
+            f"{name} must be binary (0 = normal, 1 = anomalous); got values {np.unique(values)[:5]}… "
+            f"— threshold them first, e.g. `{name} > 0`"
+        )
+
+
+def _check_finite(values: FloatArray, name: str) -> None:
+    if not np.all(np.isfinite(values)):
+        raise ValueError(
+            f"{name} contain NaN or infinite values; all anomaly scores must be finite"
+        )
+
+
+def _check_both_classes(positive: NDArray[np.bool_], what: str, unit: str) -> None:
+    n_pos = int(np.count_nonzero(positive))
+    if n_pos == 0 or n_pos == positive.size:
+        present = "anomalous" if n_pos else "normal"
+        raise ValueError(
+            f"{what} needs both normal (0) and anomalous (1) {unit}; "
+            f"all {positive.size} {unit} are {present}"
+        )
+
+
+def _masks_and_maps(masks: ArrayLike, maps: ArrayLike) -> tuple[NDArray[np.bool_], FloatArray]:
+    """Validate and return ``masks`` (N, H, W) bool and finite ``maps`` (N, H, W) float64."""
+    m = _as_stack(np.asarray(masks), "masks")
+    a = _as_stack(np.asarray(maps, dtype=np.float64), "maps")
+    if m.shape != a.shape:
+        raise ValueError(
+            f"masks and maps must have the same (N, H, W) shape; got {m.shape} and {a.shape}"
+        )
+    _check_binary(m, "masks")
+    _check_finite(a, "maps")
+    return m.astype(bool), a
+
+
+def _as_stack(x: NDArray[Any], name: str) -> NDArray[Any]:
+    """(H, W), (N, H, W) or (N, 1, H, W) -> (N, H, W)."""
+    if x.ndim == 2:
+        return x[None]  # (1, H, W)
+    if x.ndim == 3:
+        return x
+    if x.ndim == 4 and x.shape[1] == 1:
+        return x[:, 0]  # (N, H, W)
+    raise ValueError(f"{name} must have shape (N, H, W) or (N, 1, H, W); got {x.shape}")
+
+
+def image_auroc(labels: ArrayLike, scores: ArrayLike) -> float:
+    """Area under the ROC curve of per-image anomaly scores.
+
+    Args:
+        labels: (N,) ground truth, 0 = normal, 1 = anomalous.
+        scores: (N,) anomaly scores, higher = more anomalous.
+
+    Returns:
+        AUROC = P(s_a > s_n) + ½·P(s_a = s_n) for a random anomalous image a and normal image n
+        (ties count one half), computed with :func:`sklearn.metrics.roc_auc_score`.
+
+    Raises:
+        ValueError: if only one class is present, labels are not binary, the shapes differ or a
+            score is not finite.
+    """
+    y, s = _labels_and_scores(labels, scores)
+    _check_both_classes(y, "image AUROC", "images")
+    return float(skm.roc_auc_score(y, s))
+
+
+def roc_curve(
+    labels: ArrayLike, scores: ArrayLike, *, drop_intermediate: bool = True
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The ROC curve of per-image scores, for plotting (wraps :func:`sklearn.metrics.roc_curve`).
+
+    Args:
+        labels: (N,) ground truth, 0 = normal, 1 = anomalous.
+        scores: (N,) anomaly scores, higher = more anomalous.
+        drop_intermediate: drop collinear points that do not change the plotted curve.
+
+    Returns:
+        ``(fpr, tpr, thresholds)``, each (K,): at ``thresholds[k]`` an image is called anomalous when
+        its score is ``>= thresholds[k]``; ``thresholds`` decrease and ``thresholds[0] = inf`` gives
+        the point (0, 0).
+
+    Raises:
+        ValueError: as :func:`image_auroc`.
+    """
+    y, s = _labels_and_scores(labels, scores)
+    _check_both_classes(y, "ROC curve", "images")
+    fpr, tpr, thresholds = skm.roc_curve(y, s, drop_intermediate=drop_intermediate)
+    return (
+        np.asarray(fpr, dtype=np.float64),
+        np.asarray(tpr, dtype=np.float64),
+        np.asarray(thresholds, dtype=np.float64),
+    )
+
+
+def f1_max(labels: ArrayLike, scores: ArrayLike) -> tuple[float, float]:
+    """The best F1 score over all thresholds, and a threshold that achieves it.
+
+    Args:
+        labels: (N,) ground truth, 0 = normal, 1 = anomalous (the positive class).
+        scores: (N,) anomaly scores, higher = more anomalous.
+
+    Returns:
+        ``(f1, threshold)``: ``f1 = max_t 2·P(t)·R(t) / (P(t) + R(t))`` (0 where P + R = 0) over every
+        distinct score t, where an image is predicted anomalous when ``score >= t``
+        (:func:`sklearn.metrics.precision_recall_curve`); ``threshold`` is the t attaining it (the
+        largest such t if several do).
+
+    Raises:
+        ValueError: if no image is anomalous, labels are not binary, the shapes differ or a score is
+            not finite.
+    """
+    y, s = _labels_and_scores(labels, scores)
+    if not y.any():
+        raise ValueError("F1-max needs at least one anomalous (1) image; all labels are 0")
+    precision, recall, thresholds = skm.precision_recall_curve(y, s)
+    precision, recall = precision[:-1], recall[:-1]  # the last point (P=1, R=0) has no threshold
+    denominator = precision + recall
+    f1 = np.divide(
+        2 * precision * recall, denominator, out=np.zeros_like(denominator), where=denominator > 0
+    )
+    best = len(f1) - 1 - int(np.argmax(f1[::-1]))  # thresholds increase: prefer the largest t
+    return float(f1[best]), float(thresholds[best])
+
+
+def pixel_auroc(masks: ArrayLike, maps: ArrayLike) -> float:
+    """Area under the ROC curve over all pixels of all images (each pixel is one sample).
+
+    Args:
+        masks: (N, H, W) or (N, 1, H, W) binary ground truth, 1 = anomalous pixel.
+        maps: anomaly maps of the same shape, higher = more anomalous.
+
+    Returns:
+        AUROC = P(s_a > s_n) + ½·P(s_a = s_n) for a random anomalous pixel a and normal pixel n, the
+        value :func:`sklearn.metrics.roc_auc_score` gives on the flattened arrays, computed exactly in
+        integer arithmetic from the Mann-Whitney counts (two sorts and a binary search; about three
+        times faster than scikit-learn on 100 × 256² pixels).
+
+    Raises:
+        ValueError: if all pixels belong to one class, masks are not binary, the shapes do not match
+            or a map value is not finite.
+    """
+    m, a = _masks_and_maps(masks, maps)
+    _check_both_classes(m, "pixel AUROC", "pixels")
+    normal = np.sort(a[~m])  # (P_n,)
+    anomalous = np.sort(a[m])  # (P_a,) sorted too, so the searches below walk memory in order
+    below = np.searchsorted(normal, anomalous, side="left")  # normal pixels with s_n < s_a
+    below_or_tied = np.searchsorted(normal, anomalous, side="right")  # ... with s_n <= s_a
+    twice_wins = int(np.sum(below + below_or_tied, dtype=np.int64))  # 2·#(s_n < s_a) + #(s_n = s_a)
+    return twice_wins / (2 * anomalous.size * normal.size)
+
+
+def pro_curve(
+    masks: ArrayLike, maps: ArrayLike, *, connectivity: int = 8
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The exact per-region-overlap (PRO) curve of Bergmann et al. (MVTec AD, CVPR 2019; IJCV 2021).
+
+    Regions are the connected components of each image's ground-truth mask (``scipy.ndimage.label``
+    within the image; ``connectivity=8`` counts diagonal neighbours, as the official MVTec AD
+    evaluation script does, ``4`` does not). With R regions C_1..C_R and a threshold t:
+
+    * ``PRO(t) = (1/R) · Σ_r |{p ∈ C_r : map(p) >= t}| / |C_r|`` — every region weighs the same,
+      whatever its size;
+    * ``FPR(t) = |{p normal : map(p) >= t}| / |{p normal}|`` over the normal pixels of all images.
+
+    The curve is evaluated at every distinct map value t (sorted once; equal values form one step)
+    in decreasing order, preceded by t = inf, where FPR = PRO = 0.
+
+    Args:
+        masks: (N, H, W) or (N, 1, H, W) binary ground truth, 1 = anomalous pixel.
+        maps: anomaly maps of the same shape, higher = more anomalous.
+        connectivity: 8 or 4, the pixel neighbourhood that joins mask pixels into regions.
+
+    Returns:
+        ``(fpr, pro, thresholds)``, each (K + 1,) for K distinct map values; ``fpr`` and ``pro`` are
+        non-decreasing and end at 1.
+
+    Raises:
+        ValueError: if there is no anomalous region or no normal pixel, masks are not binary, the
+            shapes do not match, a map value is not finite or ``connectivity`` is not 4 or 8.
+    """
+    m, a = _masks_and_maps(masks, maps)
+    regions, weight_of = _regions(m, connectivity)  # (P,) region ids; (R + 1,) weight per id
+    n_normal = m.size - int(np.count_nonzero(m))
+    if n_normal == 0:
+        raise ValueError("AUPRO needs normal (0) pixels to measure false positives; all are 1")
+    order = np.argsort(a, axis=None)[::-1]  # (P,) pixel indices by decreasing map value
+    values = a.ravel()[order]  # (P,)
+    last = np.flatnonzero(values[1:] != values[:-1])  # last index of every run of equal values
+    last = np.append(last, values.size - 1)  # (K,)
+    normal_seen = np.cumsum(~m.ravel()[order], dtype=np.int64)[last]  # (K,) normal pixels >= t
+    overlap = np.cumsum(weight_of[regions[order]])[last]  # (K,) Σ_r R⁻¹·|{p ∈ C_r: map >= t}|/|C_r|
+    fpr = np.concatenate(([0.0], normal_seen / n_normal))
+    pro = np.concatenate(([0.0], overlap / overlap[-1]))  # overlap[-1] is 1 up to round-off
+    thresholds = np.concatenate(([np.inf], values[last]))
+    return fpr, pro, thresholds
+
+
+def _regions(masks: NDArray[np.bool_], connectivity: int) -> tuple[NDArray[Any], FloatArray]:
+    """Region ids (P,) of the flattened masks (0 = normal) and each id's PRO weight (R + 1,).
+
+    A pixel of region C_r weighs 1 / (R·|C_r|), so the weights of one region sum to 1/R and those of
+    all regions to 1; normal pixels weigh 0.
+    """
+    if connectivity not in (4, 8):
+        raise ValueError(f"connectivity must be 4 or 8; got {connectivity!r}")
+    structure = np.zeros((3, 3, 3), dtype=bool)  # (image, row, col): never join across images
+    structure[1] = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
+    regions, n_regions = ndimage.label(masks, structure=structure)  # (N, H, W) ids 0..R
+    if n_regions == 0:
+        raise ValueError("AUPRO needs at least one anomalous region; every mask is empty (all 0)")
+    sizes = np.bincount(regions.ravel(), minlength=n_regions + 1)  # (R + 1,) index 0: normal
+    weight_of = np.zeros(n_regions + 1, dtype=np.float64)
+    weight_of[1:] = 1.0 / (n_regions * sizes[1:])
+    return regions.ravel(), weight_of
+
+
+def aupro(
+    masks: ArrayLike, maps: ArrayLike, *, fpr_limit: float = 0.3, connectivity: int = 8
+) -> float:
+    """Normalised area under the PRO curve up to a false-positive rate of ``fpr_limit``.
+
+    ``AUPRO = (1 / fpr_limit) · ∫_0^fpr_limit PRO d FPR`` over the exact curve of :func:`pro_curve`
+    (every distinct threshold), joining consecutive points by straight lines — a run of tied map
+    values is one diagonal step — and interpolating linearly at ``fpr_limit``. A map that ranks every
+    anomalous pixel above every normal pixel scores 1.0, the reverse 0.0, a constant map
+    ``fpr_limit / 2``. Invariant to any strictly increasing transform of the maps.
+
+    Args:
+        masks: (N, H, W) or (N, 1, H, W) binary ground truth, 1 = anomalous pixel.
+        maps: anomaly maps of the same shape, higher = more anomalous.
+        fpr_limit: upper integration limit, 0 < fpr_limit <= 1 (0.3 is the MVTec AD convention).
+        connectivity: 8 or 4, see :func:`pro_curve`.
+
+    Raises:
+        ValueError: if ``fpr_limit`` is outside (0, 1], or as :func:`pro_curve`.
+    """
+    if not 0.0 < fpr_limit <= 1.0:
+        raise ValueError(f"fpr_limit must lie in (0, 1]; got {fpr_limit!r}")
+    fpr, pro, _ = pro_curve(masks, maps, connectivity=connectivity)
+    return _area_up_to(fpr, pro, fpr_limit) / fpr_limit
+
+
+def _area_up_to(x: FloatArray, y: FloatArray, limit: float) -> float:
+    """Trapezoidal area under the polyline (x, y) for x in [0, limit]; x non-decreasing from 0."""
+    end = int(np.searchsorted(x, limit, side="left"))  # first point with x >= limit (x[-1] = 1)
+    x0, x1, y0, y1 = x[end - 1], x[end], y[end - 1], y[end]
+    y_limit = y0 + (y1 - y0) * (limit - x0) / (x1 - x0)  # x1 >= limit > x0
+    xs = np.append(x[:end], limit)
+    ys = np.append(y[:end], y_limit)
+    return float(np.sum(np.diff(xs) * (ys[1:] + ys[:-1]) / 2))
