@@ -1,7 +1,7 @@
 """The ``piade`` command line: ``main(argv) -> exit code``; each verb parses, calls the library, reports.
 
-Errors piade raises on purpose (:class:`piade.errors.PiadeError`) print as one line on stderr with exit
-code 2; ``--debug`` shows the full traceback instead.
+Errors piade raises on purpose (:class:`piade.errors.PiadeError`) print as one line on stderr with
+exit code 2; ``--debug`` shows the full traceback instead.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
+from piade import cli_args
 from piade.config import ModelConfig
-from piade.errors import ConfigError, PiadeError
+from piade.errors import PiadeError
 
 log = logging.getLogger("piade")
 
@@ -24,9 +26,9 @@ def _info(args: argparse.Namespace) -> int:
     from piade.profile import count_parameters, forward_flops
 
     config = ModelConfig(
-        image_size=args.image_size, backbone=args.backbone, num_vectors=args.num_vectors
+        image_size=args.image_size or 120, backbone=args.backbone, num_vectors=args.num_vectors
     )
-    model = build_model(config, encoder_weights=args.encoder_weights)
+    model = build_model(config, encoder_weights=cli_args.weights(args.encoder_weights))
     report = {
         "config": config.to_dict(),
         "parameters": count_parameters(model),
@@ -42,69 +44,123 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from piade import __version__
+def _fit(args: argparse.Namespace) -> int:
+    from piade.engine import fit
 
-    parser = argparse.ArgumentParser(
-        prog="piade",
-        description="Image anomaly detection with deep pyramidal representations and dynamic "
-        "routing (Mishra, Piciarelli & Foresti, IJNS 2020).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    model_config, train_config = cli_args.model_config(args), cli_args.train_config(args)
+    train_set, _ = cli_args.datasets(args, image_size=model_config.image_size)
+    result = fit(
+        train_set,
+        args.out,
+        model_config=model_config,
+        train_config=train_config,
+        data_info=cli_args.data_info(args),
+        resume=args.resume,
     )
-    parser.add_argument("--version", action="version", version=f"piade {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    if result.last_epoch:
+        print(
+            f"trained {result.last_epoch['epoch']} epochs, last loss "
+            f"{result.last_epoch['loss']:.4f}"
+        )
+    print(f"model: {result.model_path}")
+    return 0
 
-    info = verbs.add_parser(
-        "info",
-        help="print the network's size and cost for a configuration",
-        description="Build the network and print its parameter count and the forward FLOPs per "
-        "image, measured with torch.utils.flop_counter.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from piade.detector import load
+    from piade.evaluation import evaluate
+    from piade.modelfile import resolve_model_path
+
+    detector = load(args.model, device=args.device)
+    _, test_set = cli_args.datasets(args, image_size=detector.image_size)
+    metrics = evaluate(
+        detector,
+        test_set,
+        args.out,
+        batch_size=args.batch_size,
+        title=f"piade evaluation: {cli_args.data_title(args)}",
+        model_path=str(resolve_model_path(args.model)),
     )
-    info.add_argument(
-        "--image-size",
-        type=int,
-        default=ModelConfig.image_size,
-        help="side of the square input in pixels",
+    for key in ("image_auroc", "pixel_auroc", "aupro", "f1_max", "n_normal", "n_anomalous"):
+        value = metrics[key]
+        print(f"{key:12s} {'n/a' if value is None else round(value, 4)}")
+    print(f"metrics: {Path(args.out) / 'metrics.json'}\nreport:  {metrics['report']}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from piade.detector import load
+    from piade.predict import predict
+
+    detector = load(args.model, device=args.device)
+    summary = predict(
+        detector,
+        args.inputs,
+        args.out,
+        batch_size=args.batch_size,
+        save_maps=not args.no_maps,
+        on_error=args.on_error,
     )
-    info.add_argument(
-        "--backbone",
-        default=ModelConfig.backbone,
-        help="resnet18, resnet34, resnet50 or timm:<name>",
+    print(
+        f"scored {summary.scored} image(s), {summary.anomalous} above the threshold, "
+        f"{summary.failed} unreadable; scores: {summary.csv_path}"
     )
-    info.add_argument(
-        "--num-vectors",
-        type=int,
-        default=ModelConfig.num_vectors,
-        help="instantiation vectors (1 = the no-routing ablation)",
+    return 0 if summary.failed == 0 or args.on_error == "skip" else 1
+
+
+def _export(args: argparse.Namespace) -> int:
+    from piade.detector import load
+    from piade.export import export_onnx
+
+    detector = load(args.model, device="cpu")
+    diff = export_onnx(detector, args.out, batch_size=args.check_batch_size)
+    print(
+        f"wrote {args.out}; ONNX Runtime matches PyTorch on a batch of "
+        f"{args.check_batch_size + 1} (max abs diff {diff:.2e} <= 1e-4)"
     )
-    info.add_argument(
-        "--encoder-weights",
-        default="none",
-        help="none, imagenet, or a local state_dict file for the backbone",
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from piade.demo import run_demo
+
+    metrics = run_demo(
+        args.out, epochs=args.epochs, image_size=args.image_size, device=args.device, seed=args.seed
     )
-    info.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    info.set_defaults(handler=_info)
-    return parser
+    print(
+        f"image AUROC {metrics['image_auroc']:.4f}  pixel AUROC {metrics['pixel_auroc']:.4f}  "
+        f"AUPRO {metrics['aupro']:.4f}"
+    )
+    print(f"report: {metrics['report']}")
+    return 0
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "info": _info,
+    "fit": _fit,
+    "evaluate": _evaluate,
+    "predict": _predict,
+    "export": _export,
+    "demo": _demo,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (``sys.argv[1:]`` when None); return the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
     logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
+        level=logging.DEBUG if debug else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
-    handler: Callable[[argparse.Namespace], int] = args.handler
+    verb = next((a for a in argv if a in HANDLERS), "piade")
     try:
-        return handler(args)
-    except (PiadeError, ConfigError) as error:
-        if args.debug:
+        args = cli_args.parse_args(argv)
+        return HANDLERS[args.verb](args)
+    except PiadeError as error:
+        if debug:
             raise
-        print(f"piade {args.verb}: error: {error}", file=sys.stderr)
+        print(f"piade {verb}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"piade {args.verb}: interrupted", file=sys.stderr)
+        print(f"piade {verb}: interrupted", file=sys.stderr)
         return 130

@@ -90,6 +90,10 @@ def ssim(
     """
     channels = x.shape[1]
     g = gaussian_window(window_size, sigma, dtype=x.dtype, device=x.device)
+    # Moments of mean-centred images: variances and covariance do not change, and float32 keeps
+    # far more precision in E[x^2] - E[x]^2 when the values are near zero.
+    shift_x, shift_y = x.mean(dim=(2, 3), keepdim=True), y.mean(dim=(2, 3), keepdim=True)
+    x, y = x - shift_x, y - shift_y
     stats = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (B, 5C, H, W)
     stats = _symmetric_pad(stats, window_size // 2)
     stats = F.conv2d(
@@ -101,6 +105,7 @@ def ssim(
     mu_x, mu_y, e_xx, e_yy, e_xy = stats.chunk(5, dim=1)  # each (B, C, H, W)
     var_x, var_y = e_xx - mu_x * mu_x, e_yy - mu_y * mu_y
     cov = e_xy - mu_x * mu_y
+    mu_x, mu_y = mu_x + shift_x, mu_y + shift_y  # (B, C, H, W): local means of the inputs
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
     ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
         (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
@@ -169,12 +174,31 @@ class ReconstructionLoss(nn.Module):
         """Features of images in [-1, 1] (mapped to [0, 1], then ImageNet-normalised)."""
         return self.perceptual_net(((images + 1) / 2 - self.mean) / self.std)
 
-    def forward(self, target: torch.Tensor, reconstruction: torch.Tensor) -> LossTerms:
-        mse = (target - reconstruction).pow(2).mean(dim=(1, 2, 3))  # (B,)
+    def residuals(
+        self, target: torch.Tensor, reconstruction: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Per-pixel maps whose spatial means are the loss terms, each averaged over channels.
+
+        Returns ``mse`` (B, H, W) squared error, ``ssim`` (B, H, W) SSIM index map and
+        ``perceptual`` (B, h, w) squared feature difference at the feature network's resolution.
+        """
         with torch.no_grad():
             target_features = self.perceptual_features(target)
-        perceptual = (target_features - self.perceptual_features(reconstruction)).pow(2)
-        perceptual = perceptual.mean(dim=(1, 2, 3))  # (B,)
-        similarity, _ = ssim((target + 1) / 2, (reconstruction + 1) / 2)  # (B,)
+        features = self.perceptual_features(reconstruction)
+        _, ssim_map = ssim((target + 1) / 2, (reconstruction + 1) / 2)  # (B, C, H, W)
+        return {
+            "mse": (target - reconstruction).pow(2).mean(dim=1),
+            "perceptual": (target_features - features).pow(2).mean(dim=1),
+            "ssim": ssim_map.mean(dim=1),
+        }
+
+    def terms(self, residuals: dict[str, torch.Tensor]) -> LossTerms:
+        """The loss terms (B,) from :meth:`residuals`' maps."""
+        mse, perceptual, similarity = (
+            residuals[k].mean(dim=(1, 2)) for k in ("mse", "perceptual", "ssim")
+        )
         total = mse + self.perceptual_weight * perceptual + self.ssim_weight * (1 - similarity)
         return LossTerms(mse, perceptual, similarity, total)
+
+    def forward(self, target: torch.Tensor, reconstruction: torch.Tensor) -> LossTerms:
+        return self.terms(self.residuals(target, reconstruction))

@@ -1,0 +1,347 @@
+"""Argument parsing for the ``piade`` command line, and turning arguments into library objects."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from piade.config import ModelConfig
+from piade.errors import ConfigError
+from piade.training import RUN, TrainConfig
+
+DATASETS = ("mvtec", "cifar10", "coil100", "folder")
+Formatter = argparse.ArgumentDefaultsHelpFormatter
+T = TrainConfig()
+M = ModelConfig()
+
+
+def weights(value: str | None) -> str | None:
+    """``none`` → None (random initialisation); anything else as given."""
+    return None if value is None or value.lower() == "none" else value
+
+
+def _verb(verbs: Any, name: str, help_: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = verbs.add_parser(
+        name, help=help_, description=help_, formatter_class=Formatter
+    )
+    parser.set_defaults(verb=name)
+    return parser
+
+
+def _data_flags(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument(
+        "--data", choices=DATASETS, required=required, help="data set format and protocol"
+    )
+    group.add_argument("--root", type=Path, help="data set root folder")
+    group.add_argument("--category", help="MVTec AD category, e.g. bottle")
+    group.add_argument(
+        "--normal-class", help="CIFAR-10 class (index or name) or COIL object id taken as normal"
+    )
+    group.add_argument("--normal-dir", type=Path, help="folder data: normal images")
+    group.add_argument("--abnormal-dir", type=Path, help="folder data: anomalous test images")
+    group.add_argument("--mask-dir", type=Path, help="folder data: masks of the anomalous images")
+    group.add_argument(
+        "--on-error",
+        choices=("raise", "skip"),
+        default="raise",
+        help="unreadable image files: stop, or skip them with a warning",
+    )
+
+
+def _fit_flags(parser: argparse.ArgumentParser) -> None:
+    model = parser.add_argument_group("model")
+    model.add_argument(
+        "--image-size",
+        type=int,
+        help="input side in px (default: 32 for cifar10, 120 otherwise, as in the paper)",
+    )
+    model.add_argument("--backbone", default=M.backbone, help="resnet18|34|50 or timm:<name>")
+    model.add_argument(
+        "--num-vectors",
+        type=int,
+        default=M.num_vectors,
+        help="instantiation vectors (1 = the no-routing ablation)",
+    )
+    model.add_argument("--routing-iterations", type=int, default=M.routing_iterations)
+    train = parser.add_argument_group("training")
+    train.add_argument("--epochs", type=int, default=T.epochs)
+    train.add_argument("--batch-size", type=int, default=T.batch_size, help="global batch size")
+    train.add_argument("--lr", type=float, default=T.lr, help="Adam learning rate")
+    train.add_argument("--weight-decay", type=float, default=T.weight_decay)
+    train.add_argument(
+        "--encoder-weights",
+        default=T.encoder_weights,
+        help="backbone weights: none, imagenet (hub cache or download) or a file",
+    )
+    train.add_argument("--perceptual-net", choices=("vgg11", "vgg16"), default=T.perceptual_net)
+    train.add_argument(
+        "--perceptual-weights",
+        default=T.perceptual_weights,
+        help="perceptual network weights: none, imagenet or a file",
+    )
+    train.add_argument("--perceptual-weight", type=float, default=T.perceptual_weight, help="λ1")
+    train.add_argument("--ssim-weight", type=float, default=T.ssim_weight, help="λ2")
+    train.add_argument("--device", default=T.device, help="auto, cpu, cuda[:N] or mps")
+    train.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        default=T.precision,
+        help="autocast on GPU (CPU always trains in fp32)",
+    )
+    train.add_argument("--seed", type=int, default=T.seed)
+    train.add_argument("--checkpoint-every", type=int, default=T.checkpoint_every, help="epochs")
+    train.add_argument(
+        "--calibration-fraction",
+        type=float,
+        default=T.calibration_fraction,
+        help="share of the training images held out to calibrate the score",
+    )
+    train.add_argument(
+        "--threshold-quantile",
+        type=float,
+        default=T.threshold_quantile,
+        help="threshold = this quantile of the held-out normal scores",
+    )
+    train.add_argument(
+        "--map",
+        dest="map_kind",
+        default=T.map_kind,
+        choices=("combined", "ssim", "perceptual", "mse"),
+        help="anomaly map",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="YAML file of settings (keys as the flags, e.g. epochs: 50); "
+        "flags given on the command line win",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last checkpoint (settings are "
+        "read from OUT/run.json; --epochs may be raised)",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="run directory to write")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``piade`` argument parser."""
+    return build_parsers()[0]
+
+
+def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The ``piade`` parser and its verb subparsers by name."""
+    from piade import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="piade",
+        formatter_class=Formatter,
+        description="Image anomaly detection with deep pyramidal representations and dynamic "
+        "routing (Mishra, Piciarelli & Foresti, IJNS 2020).",
+    )
+    parser.add_argument("--version", action="version", version=f"piade {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    fit = _verb(verbs, "fit", "train a detector on normal images and calibrate it")
+    _data_flags(fit, required=False)
+    _fit_flags(fit)
+
+    evaluate = _verb(verbs, "evaluate", "score a labelled test set; write metrics and a report")
+    evaluate.add_argument("model", help="model file, or the --out directory of 'piade fit'")
+    _data_flags(evaluate, required=True)
+    evaluate.add_argument("--out", type=Path, required=True, help="folder for metrics and report")
+    evaluate.add_argument("--batch-size", type=int, default=32)
+    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
+
+    predict = _verb(verbs, "predict", "score images; write scores.csv and anomaly maps")
+    predict.add_argument("model", help="model file, or the --out directory of 'piade fit'")
+    predict.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE_OR_DIR")
+    predict.add_argument("--out", type=Path, required=True, help="folder for scores.csv and maps")
+    predict.add_argument("--batch-size", type=int, default=16)
+    predict.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
+    predict.add_argument("--no-maps", action="store_true", help="write scores.csv only")
+    predict.add_argument(
+        "--on-error",
+        choices=("raise", "skip"),
+        default="skip",
+        help="unreadable files: stop, or record them in scores.csv and go on",
+    )
+
+    export = _verb(verbs, "export", "export the detector to ONNX and check it against PyTorch")
+    export.add_argument("model", help="model file, or the --out directory of 'piade fit'")
+    export.add_argument("--format", choices=("onnx",), default="onnx")
+    export.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+    export.add_argument(
+        "--check-batch-size",
+        type=int,
+        default=2,
+        help="batch size of the export example (the check uses one more)",
+    )
+
+    demo = _verb(verbs, "demo", "train and evaluate on built-in texture photographs with defects")
+    demo.add_argument("--out", type=Path, default=Path("piade-demo"), help="folder to write")
+    demo.add_argument("--epochs", type=int, default=None, help="default: the demo's tuned value")
+    demo.add_argument("--image-size", type=int, default=None, help="default: the demo's value")
+    demo.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
+    demo.add_argument("--seed", type=int, default=0)
+
+    info = _verb(verbs, "info", "print the network's size and forward FLOPs for a configuration")
+    info.add_argument("--image-size", type=int, default=M.image_size)
+    info.add_argument("--backbone", default=M.backbone, help="resnet18|34|50 or timm:<name>")
+    info.add_argument("--num-vectors", type=int, default=M.num_vectors)
+    info.add_argument("--encoder-weights", default="none", help="none, imagenet or a file")
+    info.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser, {
+        "fit": fit,
+        "evaluate": evaluate,
+        "predict": predict,
+        "export": export,
+        "demo": demo,
+        "info": info,
+    }
+
+
+FIT_ONLY = {"help", "config", "resume", "out"}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``; for ``fit``, settings from ``--config`` YAML (and, with ``--resume``, the
+    data flags recorded in OUT/run.json) become defaults that explicit flags override."""
+    parser, verbs = build_parsers()
+    args = parser.parse_args(argv)
+    if args.verb != "fit":
+        return args
+    fit = verbs["fit"]
+    defaults: dict[str, Any] = {}
+    if args.resume and (args.out / RUN).is_file():
+        defaults |= json.loads((args.out / RUN).read_text()).get("data", {}).get("cli", {})
+    if args.config is not None:
+        valid = {a.dest for a in fit._actions} - FIT_ONLY
+        defaults |= _read_yaml(args.config, valid=valid)
+    if defaults:
+        for key in ("root", "normal_dir", "abnormal_dir", "mask_dir"):
+            if defaults.get(key) is not None:
+                defaults[key] = Path(defaults[key])
+        fit.set_defaults(**defaults)
+        args = parser.parse_args(argv)
+    if args.data is None:
+        raise ConfigError(
+            "--data is required (mvtec, cifar10, coil100 or folder), unless "
+            "--resume continues a run that recorded it"
+        )
+    return args
+
+
+def _read_yaml(path: Path, *, valid: set[str]) -> dict[str, Any]:
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"--config {path}: cannot read it as YAML ({error})") from error
+    if not isinstance(values, dict):
+        raise ConfigError(f"--config {path}: expected a mapping of setting: value")
+    settings = {str(k).replace("-", "_"): v for k, v in values.items()}
+    settings = {("map_kind" if k == "map" else k): v for k, v in settings.items()}
+    unknown = sorted(set(settings) - valid)
+    if unknown:
+        raise ConfigError(
+            f"--config {path}: unknown setting(s) {', '.join(unknown)}; valid: "
+            f"{', '.join(sorted(valid))}"
+        )
+    return settings
+
+
+def model_config(args: argparse.Namespace) -> ModelConfig:
+    size = args.image_size or (32 if args.data == "cifar10" else 120)
+    return ModelConfig(
+        image_size=size,
+        backbone=args.backbone,
+        num_vectors=args.num_vectors,
+        routing_iterations=args.routing_iterations,
+    )
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        perceptual_weight=args.perceptual_weight,
+        ssim_weight=args.ssim_weight,
+        perceptual_net=args.perceptual_net,
+        perceptual_weights=weights(args.perceptual_weights),
+        encoder_weights=weights(args.encoder_weights),
+        device=args.device,
+        precision=args.precision,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+        calibration_fraction=args.calibration_fraction,
+        threshold_quantile=args.threshold_quantile,
+        map_kind=args.map_kind,
+    )
+
+
+def data_target(args: argparse.Namespace) -> Any:
+    """The ``target`` argument of ``build_datasets`` from the data flags."""
+    if args.data == "mvtec":
+        if not args.category:
+            raise ConfigError("--data mvtec needs --category (e.g. --category bottle)")
+        return args.category
+    if args.data in ("cifar10", "coil100"):
+        if args.normal_class is None:
+            raise ConfigError(f"--data {args.data} needs --normal-class")
+        return int(args.normal_class) if str(args.normal_class).isdigit() else args.normal_class
+    return None
+
+
+def datasets(args: argparse.Namespace, *, image_size: int) -> tuple[Any, Any]:
+    from piade.data import build_datasets
+
+    options: dict[str, Any] = {"on_error": args.on_error}
+    if args.data == "folder":
+        if args.normal_dir is None:
+            raise ConfigError(
+                "--data folder needs --normal-dir (and optionally --abnormal-dir, --mask-dir)"
+            )
+        options |= {
+            "normal_dir": args.normal_dir,
+            "abnormal_dir": args.abnormal_dir,
+            "mask_dir": args.mask_dir,
+        }
+    elif args.root is None:
+        raise ConfigError(f"--data {args.data} needs --root (the data set's folder)")
+    seed = getattr(args, "seed", 0)
+    return build_datasets(
+        args.data, args.root, data_target(args), image_size=image_size, seed=seed, **options
+    )
+
+
+def data_info(args: argparse.Namespace) -> dict[str, Any]:
+    """The data flags as recorded in run.json (so ``--resume`` needs only ``--out``)."""
+    keys = (
+        "data",
+        "root",
+        "category",
+        "normal_class",
+        "normal_dir",
+        "abnormal_dir",
+        "mask_dir",
+        "on_error",
+    )
+    cli = {
+        k: (str(v) if isinstance(v, Path) else v)
+        for k in keys
+        if (v := getattr(args, k)) is not None
+    }
+    return {"cli": cli, "description": data_title(args)}
+
+
+def data_title(args: argparse.Namespace) -> str:
+    target = args.category or args.normal_class or (args.normal_dir and args.normal_dir.name)
+    return f"{args.data} {target}"

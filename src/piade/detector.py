@@ -1,0 +1,207 @@
+"""A ready-to-use detector: network + loss + calibration, loaded from a model file.
+
+``piade.load(path).score(images)`` gives, per image, the paper's score, its loss terms, a score
+normalised with the calibration statistics, a label from a threshold chosen on normal data only,
+and a per-pixel anomaly map.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from piade.config import ModelConfig
+from piade.losses import ReconstructionLoss, build_perceptual_network
+from piade.modelfile import ModelFileError, read_model_file, write_model_file
+from piade.runtime import resolve_device
+from piade.scoring import MAP_KINDS, RESIDUALS, combine_maps, score_images
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Statistics of the anomaly score on held-out normal images, and the decision threshold.
+
+    Attributes:
+        n_images: how many held-out normal images the statistics come from.
+        score_mean, score_std: mean and standard deviation of their scores.
+        threshold: scores above it are labelled anomalous.
+        threshold_method: how it was chosen, e.g. "quantile:0.99" (of normal scores) or
+            "f1-max:validation" (on a labelled validation set, never the test set).
+        map_kind: which anomaly map :meth:`Detector.score` returns (see :mod:`piade.scoring`).
+        map_scales: the mean of each residual map over the held-out normal images.
+        map_normal_p99: the 99th percentile of the chosen map over those images (a display scale).
+    """
+
+    n_images: int
+    score_mean: float
+    score_std: float
+    threshold: float
+    threshold_method: str
+    map_kind: str
+    map_scales: dict[str, float]
+    map_normal_p99: float
+
+    def normalize(self, scores: torch.Tensor) -> torch.Tensor:
+        """z-scores relative to the held-out normal images."""
+        return (scores - self.score_mean) / max(self.score_std, 1e-12)
+
+
+def threshold_from_normal(scores: np.ndarray, quantile: float) -> float:
+    """The ``quantile`` of normal images' scores (linear interpolation)."""
+    return float(np.quantile(np.asarray(scores, dtype=np.float64), quantile))
+
+
+def threshold_f1_max(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The threshold with the best F1 on a labelled validation set (score > threshold = anomalous).
+
+    ``f1_max`` labels ``score >= t`` anomalous; the float just below ``t`` gives the same labels
+    under this module's ``score > threshold`` rule.
+    """
+    from piade.metrics import f1_max
+
+    return float(np.nextafter(f1_max(labels, scores)[1], -np.inf))
+
+
+class Detection(NamedTuple):
+    """Per-image results of :meth:`Detector.score` (B images at the model's input size)."""
+
+    score: torch.Tensor  # (B,) the paper's score: total loss with the longest vector
+    mse: torch.Tensor  # (B,)
+    perceptual: torch.Tensor  # (B,)
+    ssim: torch.Tensor  # (B,) SSIM index
+    normalized_score: torch.Tensor  # (B,) z-score w.r.t. held-out normal images
+    label: torch.Tensor  # (B,) int64, 1 = anomalous (score > threshold)
+    anomaly_map: torch.Tensor  # (B, H, W)
+    reconstruction: torch.Tensor  # (B, 3, H, W) in [0, 1]
+    lengths: torch.Tensor  # (B, num_vectors)
+    decoded: torch.Tensor  # (B,)
+
+
+class Detector:
+    """A trained network with its loss and calibration, ready to score images."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        criterion: ReconstructionLoss,
+        calibration: Calibration,
+        *,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.criterion = criterion
+        self.calibration = calibration
+        self.info = info or {}
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config  # type: ignore[return-value]
+
+    @property
+    def image_size(self) -> int:
+        return self.config.image_size
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device: str | torch.device) -> Detector:
+        self.model.to(device)
+        self.criterion.to(device)
+        return self
+
+    @torch.no_grad()
+    def score(self, images: torch.Tensor, *, map_kind: str | None = None) -> Detection:
+        """Score images (B, 3, H, W) in [0, 1], H = W = :attr:`image_size`."""
+        if images.ndim != 4 or images.shape[1] != 3 or images.shape[-2:] != (self.image_size,) * 2:
+            raise ValueError(
+                f"expected images of shape (B, 3, {self.image_size}, "
+                f"{self.image_size}) in [0, 1], got {tuple(images.shape)}"
+            )
+        raw = score_images(self.model, self.criterion, images.to(self.device, torch.float32))
+        cal, terms = self.calibration, raw.terms
+        anomaly_map = combine_maps(raw.residuals, map_kind or cal.map_kind, cal.map_scales)
+        return Detection(
+            terms.total,
+            terms.mse,
+            terms.perceptual,
+            terms.ssim,
+            cal.normalize(terms.total),
+            (terms.total > cal.threshold).long(),
+            anomaly_map,
+            (raw.output.reconstruction.float() + 1) / 2,
+            raw.output.lengths,
+            raw.output.decoded,
+        )
+
+    def map_at(self, anomaly_map: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """Resize maps (B, h, w) to an image's own resolution (bilinear)."""
+        return F.interpolate(
+            anomaly_map[:, None], size=(height, width), mode="bilinear", align_corners=False
+        )[:, 0]
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the model file (safetensors + JSON metadata) atomically."""
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        tensors |= {
+            f"perceptual.{k}": v for k, v in self.criterion.perceptual_net.state_dict().items()
+        }
+        info = dict(self.info)
+        info["model"] = self.config.to_dict()
+        info["loss"] = {
+            **info.get("loss", {}),
+            "perceptual_weight": self.criterion.perceptual_weight,
+            "ssim_weight": self.criterion.ssim_weight,
+        }
+        info["calibration"] = dataclasses.asdict(self.calibration)
+        info["preprocessing"] = {
+            "image_size": self.image_size,
+            "color": "RGB",
+            "range": [0.0, 1.0],
+            "resize": "bilinear, antialiased",
+        }
+        write_model_file(path, tensors, info)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, device: str = "cpu") -> Detector:
+        """Load a model file (or the run directory holding ``model.safetensors``)."""
+        from piade.model import build_model
+
+        tensors, info = read_model_file(path)
+        try:
+            config = ModelConfig.from_dict(info["model"])
+            loss = info["loss"]
+            model = build_model(config)
+            model.load_state_dict(_strip(tensors, "model."))
+            perceptual = build_perceptual_network(loss.get("perceptual_net", "vgg11"))
+            perceptual.load_state_dict(_strip(tensors, "perceptual."))
+            calibration = Calibration(**info["calibration"])
+        except (KeyError, TypeError, RuntimeError) as error:
+            raise ModelFileError(
+                f"{path}: the model file's contents do not match its "
+                f"description ({type(error).__name__}: {error})"
+            ) from error
+        if calibration.map_kind not in MAP_KINDS or not set(RESIDUALS) <= set(
+            calibration.map_scales
+        ):
+            raise ModelFileError(f"{path}: unknown anomaly map settings in the calibration")
+        criterion = ReconstructionLoss(
+            perceptual, perceptual_weight=loss["perceptual_weight"], ssim_weight=loss["ssim_weight"]
+        )
+        return cls(model, criterion, calibration, info=info).to(resolve_device(device))
+
+
+def load(path: str | os.PathLike[str], *, device: str = "cpu") -> Detector:
+    """Load a detector from a model file or a ``piade fit`` output directory."""
+    return Detector.load(path, device=device)
+
+
+def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}

@@ -1,0 +1,314 @@
+"""The engine: composes data, network, loss and training into :func:`fit`, then calibrates.
+
+See :mod:`piade.training` for the files a run directory holds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from piade.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from piade.config import ModelConfig
+from piade.detector import Calibration, Detector, threshold_f1_max, threshold_from_normal
+from piade.errors import ConfigError
+from piade.losses import ReconstructionLoss, build_perceptual_network
+from piade.model import build_model
+from piade.modelfile import MODEL_FILENAME
+from piade.runtime import autocast_dtype, distributed_context, resolve_device, seed_everything
+from piade.scoring import MAP_KINDS, RESIDUALS, combine_maps, score_images
+from piade.training import (
+    CHECKPOINT,
+    METRICS,
+    RUN,
+    FitResult,
+    TrainConfig,
+    TrainingError,
+    epoch_batches,
+    split_calibration,
+    train_epoch,
+)
+
+log = logging.getLogger(__name__)
+
+# Settings that may change when a run is resumed; every other one must match the checkpoint.
+RESUMABLE_CHANGES = ("epochs", "device", "precision", "checkpoint_every")
+
+
+class ImageSet(Protocol):
+    """What piade needs of a data set: a length and items with an ``image`` (3, H, W) in [0, 1]."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Mapping[str, Any]: ...
+
+
+def stack_images(dataset: ImageSet) -> torch.Tensor:
+    """All images of a piade data set as one uint8 tensor (N, 3, H, W)."""
+    images = getattr(dataset, "images", None)
+    if isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.ndim == 4:
+        return images
+    items = [dataset[i]["image"] for i in range(len(dataset))]
+    return (torch.stack(items) * 255).round().clamp(0, 255).to(torch.uint8)
+
+
+def fit(
+    train_set: ImageSet,
+    out_dir: str | os.PathLike[str],
+    *,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    data_info: dict[str, Any] | None = None,
+    resume: bool = False,
+    validation_set: ImageSet | None = None,
+) -> FitResult:
+    """Train on the normal images of ``train_set`` and write a run directory (see module doc).
+
+    ``validation_set`` (labelled, never the test set) switches the threshold from the quantile of
+    held-out normal scores to the F1-optimal one on that set.
+    """
+    out = Path(out_dir)
+    cfg = train_config
+    device = resolve_device(cfg.device)
+    with distributed_context(device) as ddp:
+        seed_everything(cfg.seed)
+        images = stack_images(train_set).to(device)
+        fit_idx, cal_idx = split_calibration(len(images), cfg.calibration_fraction, cfg.seed)
+        model = build_model(model_config, encoder_weights=cfg.encoder_weights).to(device)
+        perceptual = build_perceptual_network(cfg.perceptual_net, weights=cfg.perceptual_weights)
+        criterion = ReconstructionLoss(
+            perceptual, perceptual_weight=cfg.perceptual_weight, ssim_weight=cfg.ssim_weight
+        ).to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        run = {"model": model_config.to_dict(), "train": cfg.to_dict(), "data": data_info or {}}
+        start = _prepare_run(out, run, model, optimizer, resume=resume, is_main=ddp.is_main)
+        amp = autocast_dtype(cfg.precision, device)
+        scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
+        trained: nn.Module = DistributedDataParallel(model) if ddp.enabled else model
+        last: dict[str, float] = {}
+        bar = tqdm(
+            range(start, cfg.epochs),
+            desc="fit",
+            unit="epoch",
+            initial=start,
+            total=cfg.epochs,
+            disable=None if ddp.is_main else True,
+        )
+        for epoch in bar:
+            tic = time.perf_counter()
+            batches = epoch_batches(
+                len(fit_idx), cfg.batch_size, seed=cfg.seed, epoch=epoch, ddp=ddp
+            )
+            batches = [fit_idx[b] for b in batches]
+            try:
+                sums = train_epoch(
+                    trained, criterion, optimizer, images, batches, amp=amp, scaler=scaler
+                )
+            except TrainingError as error:
+                raise TrainingError(
+                    f"{error} in epoch {epoch + 1}; the last good checkpoint is "
+                    f"{out / CHECKPOINT}; lower --lr or check the data"
+                ) from error
+            if ddp.enabled:  # batch-norm statistics: every process keeps the main process's
+                for buffer in model.buffers():
+                    torch.distributed.broadcast(buffer, src=0)
+            last = _epoch_record(sums, epoch, time.perf_counter() - tic, optimizer, ddp.enabled)
+            bar.set_postfix(loss=f"{last['loss']:.4f}")
+            if ddp.is_main:
+                with (out / METRICS).open("a") as handle:
+                    handle.write(json.dumps(last) + "\n")
+                if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs:
+                    save_checkpoint(
+                        out / CHECKPOINT,
+                        {
+                            "epoch": epoch + 1,
+                            "run": json.dumps(run),
+                            "model": model.state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                        },
+                    )
+        bar.close()
+        if not ddp.is_main:
+            return FitResult(out, out / MODEL_FILENAME, last, model)
+        validation = (
+            None
+            if validation_set is None
+            else (
+                stack_images(validation_set),
+                np.asarray(validation_set.labels),  # type: ignore[attr-defined]
+            )
+        )
+        calibration = calibrate(
+            model,
+            criterion,
+            images[cal_idx],
+            quantile=cfg.threshold_quantile,
+            map_kind=cfg.map_kind,
+            validation=validation,
+        )
+        info = {"loss": {"perceptual_net": cfg.perceptual_net}, "training": run}
+        Detector(model, criterion, calibration, info=info).save(out / MODEL_FILENAME)
+        log.info("model written to %s", out / MODEL_FILENAME)
+        return FitResult(out, out / MODEL_FILENAME, last, model)
+
+
+def _prepare_run(
+    out: Path,
+    run: dict[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    resume: bool,
+    is_main: bool,
+) -> int:
+    """Create the run directory or resume it; return the first epoch to train."""
+    if not resume:
+        if (out / RUN).exists() or (out / CHECKPOINT).exists():
+            raise ConfigError(
+                f"{out} already holds a piade run; continue it with --resume, or "
+                "choose another --out directory"
+            )
+        if torch.distributed.is_initialized():
+            torch.distributed.barrier()  # every process checked before the main one writes
+        if is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / RUN).write_text(json.dumps(run, indent=2) + "\n")
+        return 0
+    state = load_checkpoint(out / CHECKPOINT)
+    saved = json.loads(state["run"])
+    _check_same_run(saved, run, out)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if is_main:
+        (out / RUN).write_text(json.dumps(run, indent=2) + "\n")
+        _truncate_metrics(out / METRICS, state["epoch"])
+    log.info("resuming %s after epoch %d", out, state["epoch"])
+    return int(state["epoch"])
+
+
+def _check_same_run(saved: dict[str, Any], run: dict[str, Any], out: Path) -> None:
+    diffs = [f"model.{k}" for k in run["model"] if saved["model"].get(k) != run["model"][k]]
+    diffs += [
+        f"train.{k}"
+        for k in run["train"]
+        if k not in RESUMABLE_CHANGES and saved["train"].get(k) != run["train"][k]
+    ]
+    if diffs:
+        raise CheckpointError(
+            f"cannot resume {out}: settings differ from the checkpoint's "
+            f"({', '.join(diffs)}); use the original settings or another --out"
+        )
+
+
+def _truncate_metrics(path: Path, epochs_done: int) -> None:
+    """Drop metric lines of epochs after the checkpoint (they will be trained again)."""
+    if path.exists():
+        lines = [
+            line
+            for line in path.read_text().splitlines()
+            if line and json.loads(line)["epoch"] <= epochs_done
+        ]
+        path.write_text("".join(line + "\n" for line in lines))
+
+
+def _epoch_record(
+    sums: dict[str, float],
+    epoch: int,
+    seconds: float,
+    optimizer: torch.optim.Optimizer,
+    distributed: bool,
+) -> dict[str, float]:
+    values = torch.tensor(
+        [sums[k] for k in ("n", "loss", "mse", "perceptual", "ssim")], dtype=torch.float64
+    )
+    if distributed:
+        torch.distributed.all_reduce(values)
+    n = max(values[0].item(), 1.0)
+    record: dict[str, float] = {"epoch": epoch + 1, "images": int(values[0].item())}
+    record |= {
+        k: values[i].item() / n for i, k in enumerate(("loss", "mse", "perceptual", "ssim"), 1)
+    }
+    record |= {
+        "lr": optimizer.param_groups[0]["lr"],
+        "seconds": seconds,
+        "images_per_s": values[0].item() / max(seconds, 1e-9),
+    }
+    return record
+
+
+@torch.no_grad()
+def calibrate(
+    model: nn.Module,
+    criterion: ReconstructionLoss,
+    images: torch.Tensor,
+    *,
+    quantile: float,
+    map_kind: str,
+    validation: tuple[torch.Tensor, np.ndarray] | None = None,
+    batch_size: int = 64,
+) -> Calibration:
+    """Score held-out normal images (uint8, N x 3 x H x W) and derive the calibration."""
+    if map_kind not in MAP_KINDS:
+        raise ConfigError(f"--map {map_kind!r}: use one of {', '.join(MAP_KINDS)}")
+    scores, sums, maps = [], dict.fromkeys(RESIDUALS, 0.0), []
+    for batch in images.split(batch_size):
+        raw = score_images(model, criterion, batch.float() / 255)
+        scores.append(raw.terms.total.cpu())
+        for k in RESIDUALS:
+            sums[k] += raw.residuals[k].double().mean(dim=(1, 2)).sum().item()
+        maps.append(raw.residuals)
+    normal = torch.cat(scores).double().numpy()
+    scales = {k: max(v / len(images), 1e-12) for k, v in sums.items()}
+    chosen = torch.cat([combine_maps(r, map_kind, scales).flatten() for r in maps])
+    threshold, method = threshold_from_normal(normal, quantile), f"quantile:{quantile}"
+    if validation is not None:
+        val_images, val_labels = validation
+        val_scores = torch.cat(
+            [
+                score_images(model, criterion, b.to(images.device).float() / 255).terms.total.cpu()
+                for b in val_images.split(batch_size)
+            ]
+        )
+        threshold, method = threshold_f1_max(val_scores.numpy(), val_labels), "f1-max:validation"
+    return Calibration(
+        n_images=len(images),
+        score_mean=float(normal.mean()),
+        score_std=float(normal.std()),
+        threshold=threshold,
+        threshold_method=method,
+        map_kind=map_kind,
+        map_scales=scales,
+        map_normal_p99=float(
+            torch.quantile(chosen[:: max(1, len(chosen) // 1_000_000)].float(), 0.99)
+        ),
+    )
+
+
+def score_dataset(
+    detector: Detector, dataset: ImageSet, *, batch_size: int = 32, keep: Sequence[str] = ()
+) -> dict[str, np.ndarray]:
+    """Score every image of a data set; returns NumPy arrays by field name.
+
+    Always: ``score``, ``mse``, ``perceptual``, ``ssim``, ``normalized_score``, ``label`` (predicted),
+    ``lengths``, ``decoded``. Add ``anomaly_map`` / ``reconstruction`` to ``keep`` to get those too.
+    """
+    images = stack_images(dataset)
+    fields: dict[str, list[np.ndarray]] = {}
+    for batch in tqdm(images.split(batch_size), desc="score", unit="batch", disable=None):
+        result = detector.score(batch.to(detector.device).float() / 255)._asdict()
+        for name, value in result.items():
+            if name in ("anomaly_map", "reconstruction") and name not in keep:
+                continue
+            fields.setdefault(name, []).append(value.cpu().numpy())
+    return {k: np.concatenate(v) for k, v in fields.items()}

@@ -1,0 +1,156 @@
+"""Training: the paper's recipe (Table 1) on normal images, with checkpoints, resume and DDP.
+
+:func:`fit` trains on a data set of normal images, holds out a fraction of them to calibrate the
+anomaly score, and writes into its output directory:
+
+* ``run.json`` — the resolved model and training settings and the data description;
+* ``metrics.jsonl`` — one JSON line per epoch;
+* ``checkpoint.pt`` — network + optimiser state, written atomically every N epochs and at the end;
+* ``model.safetensors`` — the model file (see :mod:`piade.modelfile`).
+
+Multi-GPU / multi-node: run the same command under ``torchrun``; each process trains on its shard
+of every epoch's permutation through :class:`torch.nn.parallel.DistributedDataParallel`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from piade.errors import ConfigError, PiadeError
+from piade.losses import ReconstructionLoss
+from piade.preprocess import to_signed
+from piade.runtime import (
+    Distributed,
+    autocast,
+)
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+RUN = "run.json"
+
+
+class TrainingError(PiadeError, RuntimeError):
+    """Training cannot go on (e.g. the loss became NaN); the last good checkpoint is kept."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """How to train. Defaults are the paper's Table 1 and Sec. 3.2 (λ1 = λ2 = 1)."""
+
+    epochs: int = 400
+    batch_size: int = 120  # global: split across DDP processes
+    lr: float = 1e-3  # Adam
+    weight_decay: float = 1e-4
+    perceptual_weight: float = 1.0  # λ1
+    ssim_weight: float = 1.0  # λ2
+    perceptual_net: str = "vgg11"
+    perceptual_weights: str | None = "imagenet"
+    encoder_weights: str | None = "imagenet"
+    device: str = "auto"
+    precision: str = "auto"  # autocast dtype on GPU: auto (bf16 if supported), fp32, bf16, fp16
+    seed: int = 0
+    checkpoint_every: int = 10  # epochs
+    calibration_fraction: float = 0.1  # of the training images, held out to calibrate the score
+    threshold_quantile: float = 0.99  # of held-out normal scores; the decision threshold
+    map_kind: str = "combined"  # anomaly map: combined, ssim, perceptual or mse
+
+    def __post_init__(self) -> None:
+        checks = {
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 2,
+            "lr": self.lr > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "checkpoint_every": self.checkpoint_every >= 1,
+            "calibration_fraction": 0 < self.calibration_fraction < 1,
+            "threshold_quantile": 0 < self.threshold_quantile <= 1,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            values = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
+            raise ConfigError(
+                f"invalid training setting(s): {values} (epochs >= 1, batch_size >= 2,"
+                " lr > 0, 0 < calibration_fraction < 1, 0 < threshold_quantile <= 1)"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """Where :func:`fit` put its outputs, and the last epoch's metrics."""
+
+    out_dir: Path
+    model_path: Path  # written by the main process only
+    last_epoch: dict[str, float]
+    model: nn.Module  # the trained network (in this process)
+
+
+def split_calibration(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded split of ``n`` training images into (train indices, calibration indices)."""
+    if n < 3:
+        raise ConfigError(f"need at least 3 training images (got {n}): some train, some calibrate")
+    n_cal = min(n - 2, max(1, round(n * fraction)))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[n_cal:].sort().values, order[:n_cal].sort().values
+
+
+def epoch_batches(
+    n: int, batch_size: int, *, seed: int, epoch: int, ddp: Distributed
+) -> list[torch.Tensor]:
+    """This process's batches of one epoch: a permutation seeded by (seed, epoch), sharded by rank.
+
+    Batches of one image are dropped (batch norm needs two); every rank gets as many batches.
+    """
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    per_rank = n // ddp.world_size
+    local = order[: per_rank * ddp.world_size][ddp.rank :: ddp.world_size]
+    step = max(2, batch_size // ddp.world_size)
+    return [b for b in local.split(step) if len(b) >= 2]
+
+
+def train_epoch(
+    model: nn.Module,
+    criterion: ReconstructionLoss,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    batches: list[torch.Tensor],
+    *,
+    amp: torch.dtype | None,
+    scaler: torch.amp.GradScaler | None,
+    on_batch: Callable[[], None] = lambda: None,
+) -> dict[str, float]:
+    """One pass over ``batches`` of the uint8 ``images`` (N, 3, H, W); returns summed terms."""
+    model.train()
+    sums = torch.zeros(5, dtype=torch.float64, device=images.device)  # n, total, mse, perc, ssim
+    for index in batches:
+        batch = images[index.to(images.device)].float() / 255  # (B, 3, H, W) in [0, 1]
+        with autocast(images.device, amp):
+            out = model(batch)
+        terms = criterion(to_signed(batch), out.reconstruction.float())
+        loss = terms.total.mean()
+        if not torch.isfinite(loss):
+            raise TrainingError("the loss became non-finite")
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            parts = torch.stack([terms.total, terms.mse, terms.perceptual, terms.ssim]).sum(dim=1)
+            sums += torch.cat([sums.new_tensor([len(index)]), parts.double()])
+        on_batch()
+    return dict(zip(("n", "loss", "mse", "perceptual", "ssim"), sums.tolist(), strict=True))

@@ -1,0 +1,142 @@
+"""Training: run directory contents, reproducibility, resume, bad settings, non-finite loss."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from tests.fakes import normal_set
+
+from piade import ModelConfig
+from piade.checkpoint import CheckpointError
+from piade.engine import fit
+from piade.errors import ConfigError
+from piade.training import TrainConfig, TrainingError
+
+MODEL = ModelConfig(image_size=32)
+
+
+def _config(**overrides: object) -> TrainConfig:
+    settings: dict[str, object] = {
+        "epochs": 2,
+        "batch_size": 8,
+        "encoder_weights": None,
+        "perceptual_weights": None,
+        "device": "cpu",
+        "seed": 3,
+    }
+    return TrainConfig(**(settings | overrides))  # type: ignore[arg-type]
+
+
+def test_fit_writes_a_run_directory(tmp_path: Path) -> None:
+    result = fit(normal_set(20), tmp_path / "run", model_config=MODEL, train_config=_config())
+    names = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"run.json", "metrics.jsonl", "checkpoint.pt", "model.safetensors"} <= names
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [1, 2]
+    assert lines[0]["images"] == 18  # 20 images, 2 held out (10 %) for calibration
+    assert all(x["loss"] > 0 for x in lines)
+    assert result.model_path == tmp_path / "run" / "model.safetensors"
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["model"]["image_size"] == 32 and run["train"]["epochs"] == 2
+
+
+def test_training_lowers_the_loss(tmp_path: Path) -> None:
+    fit(normal_set(24), tmp_path, model_config=MODEL, train_config=_config(epochs=6))
+    losses = [json.loads(x)["loss"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_same_seed_same_weights(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        fit(normal_set(12), tmp_path / name, model_config=MODEL, train_config=_config())
+    a, b = (load_file(tmp_path / n / "model.safetensors") for n in ("a", "b"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_equals_an_uninterrupted_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fit(
+        normal_set(12),
+        tmp_path / "straight",
+        model_config=MODEL,
+        train_config=_config(epochs=4, checkpoint_every=2),
+    )
+
+    import piade.engine
+
+    calls = {"n": 0}
+    real = piade.engine.train_epoch
+
+    def crash_in_epoch_4(*args: object, **kwargs: object) -> dict[str, float]:
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt  # the process dies during epoch 4; epoch 2's checkpoint is kept
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(piade.engine, "train_epoch", crash_in_epoch_4)
+    with pytest.raises(KeyboardInterrupt):
+        fit(
+            normal_set(12),
+            tmp_path / "resumed",
+            model_config=MODEL,
+            train_config=_config(epochs=4, checkpoint_every=2),
+        )
+    monkeypatch.setattr(piade.engine, "train_epoch", real)
+    assert not (tmp_path / "resumed" / "model.safetensors").exists()
+    fit(
+        normal_set(12),
+        tmp_path / "resumed",
+        model_config=MODEL,
+        train_config=_config(epochs=4, checkpoint_every=2),
+        resume=True,
+    )
+    a, b = (load_file(tmp_path / n / "model.safetensors") for n in ("straight", "resumed"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    epochs = [
+        json.loads(x)["epoch"]
+        for x in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert epochs == [1, 2, 3, 4]
+
+
+def test_an_existing_run_is_not_overwritten(tmp_path: Path) -> None:
+    fit(normal_set(8), tmp_path, model_config=MODEL, train_config=_config(epochs=1))
+    before = (tmp_path / "model.safetensors").read_bytes()
+    with pytest.raises(ConfigError, match="already holds a piade run"):
+        fit(normal_set(8), tmp_path, model_config=MODEL, train_config=_config(epochs=1))
+    assert (tmp_path / "model.safetensors").read_bytes() == before
+
+
+def test_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
+    fit(normal_set(8), tmp_path, model_config=MODEL, train_config=_config(epochs=1))
+    with pytest.raises(CheckpointError, match=r"train\.lr"):
+        fit(
+            normal_set(8),
+            tmp_path,
+            model_config=MODEL,
+            train_config=_config(epochs=2, lr=0.1),
+            resume=True,
+        )
+
+
+def test_resume_without_checkpoint_is_explained(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        fit(normal_set(8), tmp_path, model_config=MODEL, train_config=_config(), resume=True)
+
+
+def test_non_finite_loss_stops_with_a_clear_message(tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match="non-finite in epoch"):
+        fit(normal_set(8), tmp_path, model_config=MODEL, train_config=_config(lr=1e30))
+
+
+@pytest.mark.parametrize(
+    "settings", [{"epochs": 0}, {"batch_size": 1}, {"lr": -1.0}, {"calibration_fraction": 1.5}]
+)
+def test_invalid_training_settings(settings: dict[str, object]) -> None:
+    with pytest.raises(ConfigError, match=next(iter(settings))):
+        _config(**settings)
