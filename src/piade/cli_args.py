@@ -46,6 +46,17 @@ def _data_flags(parser: argparse.ArgumentParser, *, required: bool) -> None:
     group.add_argument("--abnormal-dir", type=Path, help="folder data: anomalous test images")
     group.add_argument("--mask-dir", type=Path, help="folder data: masks of the anomalous images")
     group.add_argument(
+        "--normal-test-dir",
+        type=Path,
+        help="folder data: normal test images (default: a seeded share of --normal-dir)",
+    )
+    group.add_argument(
+        "--normal-split",
+        type=float,
+        default=0.2,
+        help="folder data: share of --normal-dir kept for testing without --normal-test-dir",
+    )
+    group.add_argument(
         "--on-error",
         choices=("raise", "skip"),
         default="raise",
@@ -225,7 +236,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         valid = {a.dest for a in fit._actions} - FIT_ONLY
         defaults |= _read_yaml(args.config, valid=valid)
     if defaults:
-        for key in ("root", "normal_dir", "abnormal_dir", "mask_dir"):
+        for key in ("root", "normal_dir", "abnormal_dir", "mask_dir", "normal_test_dir"):
             if defaults.get(key) is not None:
                 defaults[key] = Path(defaults[key])
         fit.set_defaults(**defaults)
@@ -313,6 +324,8 @@ def datasets(args: argparse.Namespace, *, image_size: int) -> tuple[Any, Any]:
             "normal_dir": args.normal_dir,
             "abnormal_dir": args.abnormal_dir,
             "mask_dir": args.mask_dir,
+            "normal_test_dir": args.normal_test_dir,
+            "normal_split": args.normal_split,
         }
     elif args.root is None:
         raise ConfigError(f"--data {args.data} needs --root (the data set's folder)")
@@ -332,6 +345,8 @@ def data_info(args: argparse.Namespace) -> dict[str, Any]:
         "normal_dir",
         "abnormal_dir",
         "mask_dir",
+        "normal_test_dir",
+        "normal_split",
         "on_error",
     )
     cli = {

@@ -20,9 +20,9 @@ from matplotlib import colormaps
 from PIL import Image
 from tqdm.auto import tqdm
 
+from piade.data.decode import read_rgb, resize_image
 from piade.detector import Detector
 from piade.errors import DataError
-from piade.imageio import read_image, resize_images
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def _score_chunk(
     images: list[np.ndarray] = []
     for path in chunk:
         try:
-            images.append(read_image(path))
+            images.append(read_rgb(str(path)))
             rows.append({"path": str(path), "error": ""})
         except DataError as error:
             if on_error == "raise":
@@ -152,7 +152,8 @@ def _score_chunk(
             rows.append({"path": str(path), "error": str(error)})
     if not images:
         return rows
-    batch = resize_images(images, detector.image_size).to(detector.device)
+    batch = torch.stack([resize_image(image, detector.image_size) for image in images])
+    batch = batch.to(detector.device).float() / 255  # (B, 3, S, S) in [0, 1]
     result = detector.score(batch)
     good = [row for row in rows if not row["error"]]
     for k, (row, image) in enumerate(zip(good, images, strict=True)):
@@ -168,8 +169,3 @@ def _score_chunk(
             save_map_png(maps_dir / name, full.cpu().numpy(), image, scale)
             row["map"] = str(maps_dir / name)
     return rows
-
-
-def to_tensor(images: Sequence[np.ndarray]) -> torch.Tensor:
-    """Stack HxWx3 uint8 arrays of one size into a (B, 3, H, W) float tensor in [0, 1]."""
-    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255

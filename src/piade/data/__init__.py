@@ -1,0 +1,36 @@
+"""Data sets: readers for CIFAR-10, COIL-100/20, MVTec AD and plain folders, and the paper's protocols.
+
+Every reader first builds a flat index of :class:`Sample` (no image decoded), the protocol picks the
+train and test samples, then each image is decoded and resized once and kept in memory as uint8.
+The entry point is :func:`build_datasets`; see ``docs/data.md``.
+
+This package imports nothing from piade outside ``piade.data`` except :mod:`piade.errors`.
+"""
+
+from piade.data.build import DATASETS, SplitIndex, build_datasets, build_index
+from piade.data.cifar10 import CIFAR10_CLASSES, index_cifar10
+from piade.data.coil import index_coil
+from piade.data.common import DataWarning, Sample
+from piade.data.dataset import ImageDataset
+from piade.data.folder import index_folder
+from piade.data.loading import LoadOptions, load_samples
+from piade.data.mvtec import MVTEC_CATEGORIES, index_mvtec, resolve_category
+
+__all__ = [
+    "CIFAR10_CLASSES",
+    "DATASETS",
+    "MVTEC_CATEGORIES",
+    "DataWarning",
+    "ImageDataset",
+    "LoadOptions",
+    "Sample",
+    "SplitIndex",
+    "build_datasets",
+    "build_index",
+    "index_cifar10",
+    "index_coil",
+    "index_folder",
+    "index_mvtec",
+    "load_samples",
+    "resolve_category",
+]

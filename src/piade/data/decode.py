@@ -1,0 +1,108 @@
+"""Decoding image and mask files and resizing them to the model's input size.
+
+Images become RGB uint8 (grey is repeated to three channels, transparency is composed on black,
+16-bit grey is scaled to 8 bits) and are resized with antialiased bilinear interpolation; masks are
+binarised, resized with nearest-neighbour sampling at pixel centres and binarised again, so a mask
+stays aligned with its image and keeps values in {0, 1}.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+
+from piade.errors import DataError
+
+RESIZE_METHOD = "torch-bilinear-antialias/nearest-exact"  # part of the disk cache key
+_DECODE_ERRORS = (
+    OSError,
+    UnidentifiedImageError,
+    ValueError,
+    SyntaxError,
+    Image.DecompressionBombError,
+)
+_FIX = "replace or delete the file, or pass on_error='skip' to leave it out"
+
+
+def read_rgb(path: str) -> np.ndarray:
+    """Decode an image file to RGB uint8 (H, W, 3); DataError naming the file if it cannot.
+
+    Images beyond Pillow's decompression-bomb limit (about 89 megapixels) are refused too.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+                return _to_rgb(image)
+    except (*_DECODE_ERRORS, Image.DecompressionBombWarning) as error:
+        raise DataError(f"cannot read image {path}: {error}; {_FIX}") from error
+
+
+def _to_rgb(image: Image.Image) -> np.ndarray:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit grey: scale to 8 bits
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        grey = (values / top * 255).round().clip(0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", image.size, (0, 0, 0, 255)), image)
+    return np.array(image.convert("RGB"), dtype=np.uint8)
+
+
+def read_mask(path: str) -> np.ndarray:
+    """Decode a mask file to bool (H, W): values > 0 for 0/1 masks, >= 128 for 0/255 masks."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            grey = np.array(image if image.mode in ("1", "L") else image.convert("L"))
+    except _DECODE_ERRORS as error:
+        raise DataError(f"cannot read mask {path}: {error}; {_FIX}") from error
+    if grey.dtype == np.bool_ or grey.max(initial=0) <= 1:
+        return grey > 0
+    return grey >= 128
+
+
+def stored_size(path: str, what: str = "image") -> tuple[int, int]:
+    """(width, height) from the file's header, without decoding the pixels."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except _DECODE_ERRORS as error:
+        raise DataError(f"cannot read {what} {path}: {error}; {_FIX}") from error
+
+
+def check_mask_size(image_path: str, mask_path: str) -> None:
+    """DataError when the mask and its image differ in size (they would not stay aligned)."""
+    image_size, mask_size = stored_size(image_path), stored_size(mask_path, "mask")
+    if image_size != mask_size:
+        raise DataError(
+            f"mask {mask_path} is {mask_size[0]}x{mask_size[1]} px but its image {image_path} is "
+            f"{image_size[0]}x{image_size[1]} px; a mask must have its image's size. Replace the "
+            "mask (or resize it with nearest-neighbour sampling)"
+        )
+
+
+def resize_image(rgb: np.ndarray, size: int) -> torch.Tensor:
+    """RGB uint8 (H, W, 3) -> uint8 (3, size, size), antialiased bilinear, rounded."""
+    chw = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)  # (3, H, W)
+    if chw.shape[-2:] == (size, size):
+        return chw.contiguous()
+    out = F.interpolate(
+        chw[None].float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False
+    )  # (1, 3, size, size)
+    return out[0].round_().clamp_(0, 255).to(torch.uint8)
+
+
+def resize_mask(mask: np.ndarray, size: int) -> torch.Tensor:
+    """bool (H, W) -> uint8 (1, size, size) in {0, 1}, nearest sampling at pixel centres."""
+    binary = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.uint8))[None]  # (1, H, W)
+    if binary.shape[-2:] == (size, size):
+        return binary
+    out = F.interpolate(binary[None].float(), size=(size, size), mode="nearest-exact")
+    return (out[0] > 0.5).to(torch.uint8)  # (1, size, size)
