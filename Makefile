@@ -1,21 +1,25 @@
 # piade — the two commands a new machine needs:
+#   make demo   create .venv, install piade, train and evaluate on the built-in demo data
 #   make test   create .venv, install piade with its dev extra, run lint, types and the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest clean
+.PHONY: install demo test lint typecheck pytest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,onnx]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,onnx,demo]"
 	touch $(STAMP)
 
 install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/piade demo --out piade-demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -30,4 +34,4 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) piade-demo build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

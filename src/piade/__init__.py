@@ -4,20 +4,29 @@ An implementation of Mishra, Piciarelli & Foresti, "A neural network for image a
 with deep pyramidal representations and dynamic routing", IJNS 30(10), 2020.
 """
 
-from piade.config import ModelConfig
-from piade.losses import LossTerms, ReconstructionLoss, build_perceptual_network, ssim
-from piade.model import ModelOutput, PyramidalCapsuleAutoencoder, build_model
-
 __version__ = "0.1.0"
 
+from piade.config import ModelConfig
+from piade.detector import Calibration, Detection, Detector, load
+from piade.engine import fit
+from piade.losses import LossTerms, ReconstructionLoss, build_perceptual_network, ssim
+from piade.model import ModelOutput, PyramidalCapsuleAutoencoder, build_model
+from piade.training import TrainConfig
+
 __all__ = [
+    "Calibration",
+    "Detection",
+    "Detector",
     "LossTerms",
     "ModelConfig",
     "ModelOutput",
     "PyramidalCapsuleAutoencoder",
     "ReconstructionLoss",
+    "TrainConfig",
     "__version__",
     "build_model",
     "build_perceptual_network",
+    "fit",
+    "load",
     "ssim",
 ]

@@ -1,10 +1,11 @@
-"""The demo data set: real texture photographs shipped with scikit-image, with synthetic defects.
+"""The demo data set: a real photograph shipped with scikit-image, with synthetic defects.
 
-Normal images are crops of scikit-image's ``brick`` photograph (a wall); test crops come from a part
-of the wall that training never sees. Defective images get one of three pasted defects — a patch of
-another real photograph (``gravel``), a dark scratch, or a coloured stain — and an exact mask. The
-tree is written in the MVTec AD layout, so the demo exercises the same reader, training, evaluation
-and report as a user's data.
+Visual inspection in miniature: every normal image is scikit-image's ``coffee`` photograph (a cup
+on a saucer) as a camera on an inspection line would see it — shifted by a few pixels, slightly
+brighter or darker, with sensor noise. Defective images get one of three pasted defects — a patch
+of another real photograph (``gravel``), a dark scratch, or a coloured stain — and an exact mask.
+The tree is written in the MVTec AD layout, so the demo exercises the same reader, training,
+evaluation and report as a user's data.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from PIL import Image, ImageDraw
 
 from piade.errors import PiadeError
 
-CATEGORY = "brick"
+CATEGORY = "cup"
 DEFECTS = ("patch", "scratch", "stain")
+VIEW = (20, 110, 380, 470)  # rows and columns of the coffee photograph around the cup
+JITTER = 8  # px of random shift of the view
 
 
 def _photographs() -> tuple[np.ndarray, np.ndarray]:
@@ -28,18 +31,25 @@ def _photographs() -> tuple[np.ndarray, np.ndarray]:
         raise PiadeError(
             "the demo needs scikit-image's bundled photographs: pip install 'piade[demo]'"
         ) from error
-    return data.brick(), data.gravel()
+    return data.coffee(), data.gravel()
 
 
-def _crop(
-    photo: np.ndarray, rng: np.random.Generator, rows: tuple[int, int], size: int
-) -> np.ndarray:
-    """A random ``size`` crop whose top row lies in ``rows``, as RGB uint8."""
-    top = int(rng.integers(rows[0], rows[1] - size + 1))
+def _view(photo: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+    """One normal image: the cup, shifted, with brightness change and noise, ``size`` px."""
+    top, left, bottom, right = VIEW
+    dy, dx = rng.integers(-JITTER, JITTER + 1, 2)
+    dy = int(np.clip(dy, -top, photo.shape[0] - bottom))
+    crop = photo[top + dy : bottom + dy, left + dx : right + dx].astype(np.float32)
+    crop = crop * rng.uniform(0.97, 1.03) + rng.normal(0, 2.0, crop.shape)
+    image = Image.fromarray(crop.clip(0, 255).astype(np.uint8))
+    return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR))
+
+
+def _crop(photo: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+    """A random ``size`` crop of a grey photograph, as RGB uint8."""
+    top = int(rng.integers(0, photo.shape[0] - size + 1))
     left = int(rng.integers(0, photo.shape[1] - size + 1))
     crop = photo[top : top + size, left : left + size]
-    if rng.random() < 0.5:
-        crop = crop[:, ::-1]
     return np.repeat(crop[..., None], 3, axis=2).copy()
 
 
@@ -50,11 +60,11 @@ def _defect_mask(rng: np.random.Generator, size: int, kind: str) -> np.ndarray:
     if kind == "scratch":
         x0, y0 = rng.integers(size // 8, size - size // 8, 2)
         angle = rng.uniform(0, np.pi)
-        length = rng.uniform(0.4, 0.6) * size
+        length = rng.uniform(0.5, 0.8) * size
         x1, y1 = x0 + length * np.cos(angle), y0 + length * np.sin(angle)
-        draw.line([(int(x0), int(y0)), (int(x1), int(y1))], fill=255, width=max(3, size // 10))
+        draw.line([(int(x0), int(y0)), (int(x1), int(y1))], fill=255, width=max(3, size // 14))
     else:
-        w, h = rng.uniform(0.3, 0.5, 2) * size
+        w, h = rng.uniform(0.2, 0.35, 2) * size
         cx, cy = rng.uniform(0.25, 0.75, 2) * size
         draw.ellipse([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], fill=255)
     return np.asarray(canvas) > 0
@@ -65,12 +75,12 @@ def _apply_defect(
 ) -> np.ndarray:
     out = image.astype(np.float32)
     if kind == "patch":
-        source = _crop(gravel, rng, (0, gravel.shape[0]), image.shape[0]).astype(np.float32)
+        source = _crop(gravel, rng, image.shape[0]).astype(np.float32)
         out[mask] = source[mask]
     elif kind == "scratch":
         out[mask] = out[mask] * 0.2
     else:
-        colour = np.array([200.0, 60.0, 30.0]) * rng.uniform(0.8, 1.1)
+        colour = np.array([40.0, 170.0, 210.0]) * rng.uniform(0.8, 1.1)  # blue-green
         out[mask] = 0.2 * out[mask] + 0.8 * colour
     return out.clip(0, 255).astype(np.uint8)
 
@@ -78,7 +88,7 @@ def _apply_defect(
 def make_demo_dataset(
     root: str | Path,
     *,
-    crop: int = 128,
+    size: int = 128,
     n_train: int = 160,
     n_test_good: int = 30,
     n_test_defect: int = 15,
@@ -90,8 +100,7 @@ def make_demo_dataset(
     """
     root = Path(root)
     rng = np.random.default_rng(seed)
-    brick, gravel = _photographs()
-    split = int(brick.shape[0] * 0.65)  # train crops from the top of the wall, test from the bottom
+    coffee, gravel = _photographs()
     category = root / CATEGORY
     folders = {"train": category / "train" / "good", "good": category / "test" / "good"}
     for kind in DEFECTS:
@@ -100,17 +109,14 @@ def make_demo_dataset(
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     for i in range(n_train):
-        Image.fromarray(_crop(brick, rng, (0, split), crop)).save(folders["train"] / f"{i:03d}.png")
+        Image.fromarray(_view(coffee, rng, size)).save(folders["train"] / f"{i:03d}.png")
     for i in range(n_test_good):
-        image = _crop(brick, rng, (split, brick.shape[0]), crop)
-        Image.fromarray(image).save(folders["good"] / f"{i:03d}.png")
+        Image.fromarray(_view(coffee, rng, size)).save(folders["good"] / f"{i:03d}.png")
     for kind in DEFECTS:
         for i in range(n_test_defect):
-            image = _crop(brick, rng, (split, brick.shape[0]), crop)
-            mask = _defect_mask(rng, crop, kind)
-            Image.fromarray(_apply_defect(image, mask, kind, gravel, rng)).save(
-                folders[kind] / f"{i:03d}.png"
-            )
+            mask = _defect_mask(rng, size, kind)
+            image = _apply_defect(_view(coffee, rng, size), mask, kind, gravel, rng)
+            Image.fromarray(image).save(folders[kind] / f"{i:03d}.png")
             Image.fromarray(mask.astype(np.uint8) * 255).save(
                 folders[f"mask_{kind}"] / f"{i:03d}_mask.png"
             )
@@ -118,7 +124,7 @@ def make_demo_dataset(
 
 
 DEMO_IMAGE_SIZE = 64
-DEMO_EPOCHS = 30
+DEMO_EPOCHS = 60
 DEMO_BATCH_SIZE = 16
 
 
@@ -165,13 +171,13 @@ def run_demo(
         out / "run",
         model_config=ModelConfig(image_size=size),
         train_config=config,
-        data_info={"description": "piade demo (brick + defects)"},
+        data_info={"description": "piade demo (coffee cup + synthetic defects)"},
     )
     detector = load(result.model_path, device=device)
     return evaluate(
         detector,
         test_set,
         out / "evaluation",
-        title="piade demo: scikit-image brick photograph with synthetic defects",
+        title="piade demo: scikit-image coffee photograph with synthetic defects",
         model_path=str(result.model_path),
     )

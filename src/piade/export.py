@@ -59,7 +59,7 @@ def export_onnx(
 ) -> float:
     """Write ``path`` and return the max abs difference ONNX Runtime vs PyTorch on one batch.
 
-    Raises :class:`ExportError` when the difference exceeds ``tolerance``.
+    Raises :class:`ExportError` (and removes the file) when the difference exceeds ``tolerance``.
     """
     try:
         import onnxruntime
@@ -98,6 +98,7 @@ def export_onnx(
     )
     detector.to(device)
     if diff > tolerance:
+        path.unlink(missing_ok=True)
         raise ExportError(
             f"ONNX Runtime differs from PyTorch by {diff:.2e} (> {tolerance:.0e}) "
             f"on {path}; please report this with the model file"

@@ -1,0 +1,270 @@
+"""The whole command-line chain, in-process: fit → evaluate → predict → export, and its errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from piade.cli import main
+from tests.fakes import write_mvtec
+
+FAST = [
+    "--image-size",
+    "32",
+    "--batch-size",
+    "8",
+    "--encoder-weights",
+    "none",
+    "--perceptual-weights",
+    "none",
+    "--device",
+    "cpu",
+]
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("chain")
+    root = write_mvtec(base / "mvtec", n_train=24, n_good=8, n_bad=8)
+    run = base / "run"
+    code = main(
+        [
+            "fit",
+            "--data",
+            "mvtec",
+            "--root",
+            str(root),
+            "--category",
+            "widget",
+            "--epochs",
+            "8",
+            *FAST,
+            "--out",
+            str(run),
+        ]
+    )
+    assert code == 0
+    return {"base": base, "root": root, "run": run}
+
+
+def test_fit_writes_the_model_and_metrics(chain: dict[str, Path]) -> None:
+    assert (chain["run"] / "model.safetensors").is_file()
+    lines = (chain["run"] / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 8
+
+
+def test_evaluate_detects_easy_anomalies(
+    chain: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = chain["base"] / "eval"
+    assert (
+        main(
+            [
+                "evaluate",
+                str(chain["run"]),
+                "--data",
+                "mvtec",
+                "--root",
+                str(chain["root"]),
+                "--category",
+                "widget",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_normal"] == 8 and metrics["n_anomalous"] == 8
+    assert metrics["image_auroc"] >= 0.9
+    assert metrics["pixel_auroc"] >= 0.8 and metrics["aupro"] is not None
+    assert 0 <= metrics["f1_max"] <= 1
+    for name in (
+        "report.html",
+        "roc.png",
+        "anomaly_maps.png",
+        "reconstructions.png",
+        "score_histogram.png",
+        "vector_lengths.png",
+        "scores.csv",
+    ):
+        assert (out / name).is_file(), name
+    assert "image_auroc" in capsys.readouterr().out
+
+
+def test_predict_scores_files_and_keeps_going_past_a_bad_one(chain: dict[str, Path]) -> None:
+    images = chain["base"] / "to_predict"
+    images.mkdir()
+    for source in sorted((chain["root"] / "widget" / "test").rglob("*.png"))[:5]:
+        (images / f"{source.parent.name}_{source.name}").write_bytes(source.read_bytes())
+    (images / "broken.png").write_bytes(b"not an image")
+    out = chain["base"] / "pred"
+    assert (
+        main(
+            [
+                "predict",
+                str(chain["run"] / "model.safetensors"),
+                str(images),
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    rows = list(csv.DictReader((out / "scores.csv").open()))
+    assert len(rows) == 6
+    assert {"path", "score", "normalized_score", "label"} <= set(rows[0])
+    broken = next(r for r in rows if r["path"].endswith("broken.png"))
+    assert "cannot read image" in broken["error"] and broken["score"] == ""
+    good = [r for r in rows if not r["error"]]
+    assert all(Path(r["map"]).is_file() for r in good)
+    assert len(list((out / "maps").glob("*.png"))) == 5
+
+
+def test_predict_can_stop_on_the_first_bad_file(
+    chain: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = chain["base"] / "bad.png"
+    bad.write_bytes(b"\x89PNG broken")
+    code = main(
+        [
+            "predict",
+            str(chain["run"]),
+            str(bad),
+            "--on-error",
+            "raise",
+            "--out",
+            str(chain["base"] / "pred2"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "bad.png" in err and err.count("\n") == 1
+
+
+def test_export_checks_onnx_runtime(
+    chain: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("onnxscript")
+    target = chain["base"] / "model.onnx"
+    assert main(["export", str(chain["run"]), "--format", "onnx", "--out", str(target)]) == 0
+    assert target.is_file() and "ONNX Runtime matches PyTorch" in capsys.readouterr().out
+
+
+def test_resume_continues_with_only_out(chain: dict[str, Path], tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = [
+        "fit",
+        "--data",
+        "mvtec",
+        "--root",
+        str(chain["root"]),
+        "--category",
+        "widget",
+        "--epochs",
+        "1",
+        *FAST,
+        "--out",
+        str(run),
+    ]
+    assert main(args) == 0
+    assert main(["fit", "--resume", "--epochs", "2", *FAST, "--out", str(run)]) == 0
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_config_file_sets_defaults_and_flags_win(chain: dict[str, Path], tmp_path: Path) -> None:
+    config = tmp_path / "fit.yaml"
+    config.write_text(
+        f"data: mvtec\nroot: {chain['root']}\ncategory: widget\nepochs: 1\n"
+        "batch-size: 8\nencoder_weights: none\nperceptual_weights: none\n"
+        "image_size: 48\nlr: 0.0005\n"
+    )
+    assert (
+        main(
+            [
+                "fit",
+                "--config",
+                str(config),
+                "--image-size",
+                "32",
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 0
+    )
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["train"]["lr"] == 0.0005 and run["model"]["image_size"] == 32
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["evaluate", "{run}", "--data", "mvtec", "--root", "{root}", "--category", "nope"],
+            "nope",
+        ),
+        (
+            [
+                "evaluate",
+                "{base}/missing",
+                "--data",
+                "mvtec",
+                "--root",
+                "{root}",
+                "--category",
+                "widget",
+            ],
+            "does not exist",
+        ),
+        (["fit", "--data", "mvtec", "--root", "{base}/nowhere", "--category", "widget"], "nowhere"),
+        (["fit", "--data", "mvtec", "--root", "{root}"], "--category"),
+        (
+            ["fit", "--data", "mvtec", "--root", "{root}", "--category", "widget", "--epochs", "0"],
+            "epochs",
+        ),
+        (["fit", "--config", "{base}/no.yaml"], "no.yaml"),
+        (
+            [
+                "fit",
+                "--data",
+                "mvtec",
+                "--root",
+                "{root}",
+                "--category",
+                "widget",
+                "--device",
+                "cuda:7",
+            ],
+            "cuda",
+        ),
+    ],
+)
+def test_errors_are_one_line_with_exit_code_2(
+    chain: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
+) -> None:
+    values = {k: str(v) for k, v in chain.items()}
+    args = [a.format(**values) for a in argv] + ["--out", str(tmp_path / "out")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_every_verb_documents_its_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    for verb in ("fit", "evaluate", "predict", "export", "demo", "info"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([verb, "--help"])
+        assert exit_info.value.code == 0
+        assert "default" in capsys.readouterr().out
