@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.fakes import write_mvtec
 
 from piade.cli import main
-from tests.fakes import write_mvtec
 
 FAST = [
     "--image-size",

@@ -39,9 +39,9 @@ def _view(photo: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
     top, left, bottom, right = VIEW
     dy, dx = rng.integers(-JITTER, JITTER + 1, 2)
     dy = int(np.clip(dy, -top, photo.shape[0] - bottom))
-    crop = photo[top + dy : bottom + dy, left + dx : right + dx].astype(np.float32)
-    crop = crop * rng.uniform(0.97, 1.03) + rng.normal(0, 2.0, crop.shape)
-    image = Image.fromarray(crop.clip(0, 255).astype(np.uint8))
+    crop = photo[top + dy : bottom + dy, left + dx : right + dx].astype(np.float64)
+    lit = crop * rng.uniform(0.97, 1.03) + rng.normal(0, 2.0, crop.shape)  # light, sensor noise
+    image = Image.fromarray(lit.clip(0, 255).astype(np.uint8))
     return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR))
 
 
