@@ -3,7 +3,7 @@
 Visual inspection in miniature: every normal image is scikit-image's ``coffee`` photograph (a cup
 on a saucer) as a camera on an inspection line would see it — shifted by a few pixels, slightly
 brighter or darker, with sensor noise. Defective images get one of three pasted defects — a patch
-of another real photograph (``gravel``), a dark scratch, or a coloured stain — and an exact mask.
+of another real photograph (``gravel``), a scratch, or a coloured stain — and an exact mask.
 The tree is written in the MVTec AD layout, so the demo exercises the same reader, training,
 evaluation and report as a user's data.
 """
@@ -77,8 +77,8 @@ def _apply_defect(
     if kind == "patch":
         source = _crop(gravel, rng, image.shape[0]).astype(np.float32)
         out[mask] = source[mask]
-    elif kind == "scratch":
-        out[mask] = out[mask] * 0.2
+    elif kind == "scratch":  # the material under the surface shows: inverted brightness
+        out[mask] = 255 - out[mask]
     else:
         colour = np.array([40.0, 170.0, 210.0]) * rng.uniform(0.8, 1.1)  # blue-green
         out[mask] = 0.2 * out[mask] + 0.8 * colour

@@ -61,12 +61,16 @@ def threshold_from_normal(scores: np.ndarray, quantile: float) -> float:
 def threshold_f1_max(scores: np.ndarray, labels: np.ndarray) -> float:
     """The threshold with the best F1 on a labelled validation set (score > threshold = anomalous).
 
-    ``f1_max`` labels ``score >= t`` anomalous; the float just below ``t`` gives the same labels
-    under this module's ``score > threshold`` rule.
+    ``f1_max`` labels ``score >= t`` anomalous for the best ``t``; the threshold returned lies
+    halfway between ``t`` and the next lower validation score, so the same images are labelled
+    anomalous and small numerical differences in later scores do not flip them.
     """
     from piade.metrics import f1_max
 
-    return float(np.nextafter(f1_max(labels, scores)[1], -np.inf))
+    scores = np.asarray(scores, dtype=np.float64)
+    best = f1_max(labels, scores)[1]
+    lower = scores[scores < best]
+    return float((best + lower.max()) / 2) if lower.size else float(best - 1e-6 * max(abs(best), 1))
 
 
 class Detection(NamedTuple):
