@@ -1,4 +1,8 @@
-"""Tiny synthetic data for engine and CLI tests: smooth normal images, bright-square anomalies."""
+"""Tiny synthetic data for engine and CLI tests: smooth normal images, bright-square anomalies.
+
+Engine and CLI tests train with ``TINY_BACKBONE`` (timm's 82k-parameter test network) to stay fast;
+the paper's ResNet-18 network itself is tested in ``tests/model``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+
+TINY_BACKBONE = "timm:test_efficientnet"
 
 
 def normal_image(rng: np.random.Generator, size: int) -> np.ndarray:

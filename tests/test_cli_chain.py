@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.fakes import write_mvtec
+from tests.fakes import TINY_BACKBONE, write_mvtec
 
 from piade.cli import main
 
@@ -22,6 +22,8 @@ FAST = [
     "none",
     "--device",
     "cpu",
+    "--backbone",
+    TINY_BACKBONE,
 ]
 
 
@@ -174,7 +176,7 @@ def test_resume_continues_with_only_out(chain: dict[str, Path], tmp_path: Path) 
         str(run),
     ]
     assert main(args) == 0
-    assert main(["fit", "--resume", "--epochs", "2", *FAST, "--out", str(run)]) == 0
+    assert main(["fit", "--resume", "--epochs", "2", "--out", str(run)]) == 0
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
 
 

@@ -222,18 +222,20 @@ FIT_ONLY = {"help", "config", "resume", "out"}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    """Parse ``argv``; for ``fit``, settings from ``--config`` YAML (and, with ``--resume``, the
-    data flags recorded in OUT/run.json) become defaults that explicit flags override."""
+    """Parse ``argv``; for ``fit``, the settings recorded in OUT/run.json (with ``--resume``) and
+    those of a ``--config`` YAML file become defaults that explicit flags override."""
     parser, verbs = build_parsers()
     args = parser.parse_args(argv)
     if args.verb != "fit":
         return args
     fit = verbs["fit"]
     defaults: dict[str, Any] = {}
+    valid = {a.dest for a in fit._actions} - FIT_ONLY
     if args.resume and (args.out / RUN).is_file():
-        defaults |= json.loads((args.out / RUN).read_text()).get("data", {}).get("cli", {})
+        run = json.loads((args.out / RUN).read_text())
+        saved = run.get("data", {}).get("cli", {}) | run.get("model", {}) | run.get("train", {})
+        defaults |= {k: v for k, v in saved.items() if k in valid}
     if args.config is not None:
-        valid = {a.dest for a in fit._actions} - FIT_ONLY
         defaults |= _read_yaml(args.config, valid=valid)
     if defaults:
         for key in ("root", "normal_dir", "abnormal_dir", "mask_dir", "normal_test_dir"):

@@ -11,8 +11,8 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
+from torchvision.models.vgg import cfgs, make_layers
 
 from piade.preprocess import imagenet_stats
 from piade.weights import WeightsSpec, load_into, resolve_weights
@@ -123,7 +123,7 @@ def build_perceptual_network(
     """
     if name not in PERCEPTUAL_NETWORKS:
         raise ValueError(f"perceptual network must be one of {PERCEPTUAL_NETWORKS}, got {name!r}")
-    features = torchvision.models.get_model(name, weights=None).features[:depth]
+    features = _vgg_features(name, depth)
     state_dict, source = resolve_weights(weights, arch=name)
     if state_dict is not None:
         own = {}
@@ -134,6 +134,16 @@ def build_perceptual_network(
         load_into(features, own, source=source)
     features.requires_grad_(False)
     return features.eval()
+
+
+def _vgg_features(name: str, depth: int) -> nn.Sequential:
+    """``torchvision.models.<name>().features[:depth]``, built without the rest of the VGG."""
+    config = cfgs[{"vgg11": "A", "vgg16": "D"}[name]]
+    for end in range(1, len(config) + 1):
+        layers = make_layers(config[:end])  # conv entries give (Conv2d, ReLU), "M" a max-pool
+        if len(layers) >= depth:
+            return layers[:depth]
+    raise ValueError(f"{name} has fewer than {depth} feature modules")
 
 
 class ReconstructionLoss(nn.Module):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 import torch.multiprocessing as mp
-from tests.fakes import normal_set
+from tests.fakes import TINY_BACKBONE, normal_set
 
 from piade import ModelConfig
 from piade.engine import fit
@@ -40,7 +40,7 @@ def _worker(rank: int, world_size: int, port: int, out: str) -> None:
     result = fit(
         normal_set(20),
         Path(out) / "run",
-        model_config=ModelConfig(image_size=32),
+        model_config=ModelConfig(image_size=32, backbone=TINY_BACKBONE),
         train_config=config,
     )
     torch.save(result.model.state_dict(), Path(out) / f"rank{rank}.pt")
@@ -52,7 +52,7 @@ def test_two_processes_end_with_identical_weights(tmp_path: Path) -> None:
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     seed_everything(1)  # the initial weights fit() starts from
-    initial = build_model(ModelConfig(image_size=32)).state_dict()
+    initial = build_model(ModelConfig(image_size=32, backbone=TINY_BACKBONE)).state_dict()
     assert not torch.equal(initial["decoder.layers.0.weight"], a["decoder.layers.0.weight"])
     assert (tmp_path / "run" / "model.safetensors").is_file()  # written by rank 0 only
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from tests.fakes import TensorImages, add_defect, normal_image, normal_set
+from tests.fakes import TINY_BACKBONE, TensorImages, add_defect, normal_image, normal_set
 
 from piade import ModelConfig
 from piade.detector import Detector, load
@@ -31,7 +31,12 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         device="cpu",
         calibration_fraction=0.25,
     )
-    fit(normal_set(16), out, model_config=ModelConfig(image_size=32), train_config=config)
+    fit(
+        normal_set(16),
+        out,
+        model_config=ModelConfig(image_size=32, backbone=TINY_BACKBONE),
+        train_config=config,
+    )
     return out
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tests.fakes import normal_set
+from tests.fakes import TINY_BACKBONE, normal_set
 
 from piade import ModelConfig
 from piade.detector import load
@@ -26,7 +26,7 @@ def test_onnx_matches_pytorch(tmp_path: Path) -> None:
     fit(
         normal_set(10),
         tmp_path / "run",
-        model_config=ModelConfig(image_size=32),
+        model_config=ModelConfig(image_size=32, backbone=TINY_BACKBONE),
         train_config=config,
     )
     detector = load(tmp_path / "run")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from tests.fakes import normal_set
+from tests.fakes import TINY_BACKBONE, normal_set
 
 from piade import ModelConfig
 from piade.checkpoint import CheckpointError
@@ -16,7 +16,7 @@ from piade.engine import fit
 from piade.errors import ConfigError
 from piade.training import TrainConfig, TrainingError
 
-MODEL = ModelConfig(image_size=32)
+MODEL = ModelConfig(image_size=32, backbone=TINY_BACKBONE)
 
 
 def _config(**overrides: object) -> TrainConfig:

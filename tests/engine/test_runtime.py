@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tests.fakes import TensorImages, add_defect, normal_image, normal_set
+from tests.fakes import TINY_BACKBONE, TensorImages, add_defect, normal_image, normal_set
 
 from piade import ModelConfig
 from piade.detector import load, threshold_f1_max, threshold_from_normal
@@ -69,7 +69,7 @@ def test_a_validation_set_switches_to_the_f1_threshold(tmp_path: Path) -> None:
     fit(
         normal_set(12),
         tmp_path,
-        model_config=ModelConfig(image_size=32),
+        model_config=ModelConfig(image_size=32, backbone=TINY_BACKBONE),
         train_config=config,
         validation_set=validation,
     )

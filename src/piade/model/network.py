@@ -46,8 +46,9 @@ class PyramidalCapsuleAutoencoder(nn.Module):
         sizes = halving_chain(config.image_size, encoder.num_halvings)
         side, channels = sizes[-1], encoder.out_channels
         self.feature_side = side
-        pyramid_channels = config.pyramid_channels or tuple(
-            channels // s for s in config.pyramid_scales
+        d = config.capsule_dim
+        pyramid_channels = config.pyramid_channels or tuple(  # C / s, a multiple of d
+            max(d, channels // s // d * d) for s in config.pyramid_scales
         )
         self.encoder = encoder
         self.pyramid = PyramidalPooling(
