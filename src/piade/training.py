@@ -62,7 +62,7 @@ class TrainConfig:
     checkpoint_every: int = 10  # epochs
     calibration_fraction: float = 0.1  # of the training images, held out to calibrate the score
     threshold_quantile: float = 0.99  # of held-out normal scores; the decision threshold
-    map_kind: str = "combined"  # anomaly map: combined, ssim, perceptual or mse
+    map_kind: str = "ssim"  # anomaly map: ssim (best on MVTec bottle, docs/engine.md), combined, perceptual or mse
 
     def __post_init__(self) -> None:
         checks = {
