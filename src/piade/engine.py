@@ -289,9 +289,7 @@ def calibrate(
         threshold_method=method,
         map_kind=map_kind,
         map_scales=scales,
-        map_normal_p99=float(
-            torch.quantile(chosen[:: max(1, len(chosen) // 1_000_000)].float(), 0.99)
-        ),
+        map_normal_p99=float(np.quantile(chosen.float().cpu().numpy(), 0.99)),
     )
 
 
