@@ -135,6 +135,12 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _benchmark(args: argparse.Namespace) -> int:
+    from piade import cli_benchmark
+
+    return cli_benchmark.run(args, args.argv)
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "info": _info,
     "fit": _fit,
@@ -142,6 +148,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "predict": _predict,
     "export": _export,
     "demo": _demo,
+    "benchmark": _benchmark,
 }
 
 
@@ -155,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     verb = next((a for a in argv if a in HANDLERS), "piade")
     try:
         args = cli_args.parse_args(argv)
+        args.argv = argv
         return HANDLERS[args.verb](args)
     except PiadeError as error:
         if debug:

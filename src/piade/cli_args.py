@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from piade import cli_benchmark
 from piade.config import ModelConfig
 from piade.errors import ConfigError
 from piade.training import RUN, TrainConfig
@@ -202,6 +203,8 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     demo.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
     demo.add_argument("--seed", type=int, default=0)
 
+    benchmark = cli_benchmark.add_parser(verbs, Formatter)
+
     info = _verb(verbs, "info", "print the network's size and forward FLOPs for a configuration")
     info.add_argument("--image-size", type=int, default=M.image_size)
     info.add_argument("--backbone", default=M.backbone, help="resnet18|34|50 or timm:<name>")
@@ -215,6 +218,7 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         "export": export,
         "demo": demo,
         "info": info,
+        "benchmark": benchmark,
     }
 
 

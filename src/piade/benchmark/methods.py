@@ -1,0 +1,195 @@
+"""One method trained and evaluated on one class: piade, its one-vector ablation, or a baseline.
+
+Every method sees the same training images and the same test set, and is scored by the same metric
+code (:func:`piade.evaluation.compute_metrics`), so the comparisons in a benchmark table are measured.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from piade.baselines import BASELINES, build_baseline
+from piade.benchmark.cost import Stopwatch, device_description, peak_memory
+from piade.config import ModelConfig
+from piade.data import ImageDataset
+from piade.errors import ConfigError
+from piade.evaluation import compute_metrics, dataset_masks
+from piade.runtime import resolve_device
+from piade.training import CHECKPOINT, METRICS, TrainConfig
+
+log = logging.getLogger(__name__)
+
+PIADE_METHODS = ("piade", "piade-1v")  # piade-1v: one instantiation vector, no routing (Sec. 6)
+METHODS = (*PIADE_METHODS, *BASELINES)
+DEFAULT_EPOCHS = {"piade": 400, "ae": 200}  # the paper's Table 1; Bergmann et al. 2019
+DEFAULT_BATCH = {"piade": 120, "ae": 128}
+
+
+@dataclass(frozen=True, kw_only=True)
+class MethodSettings:
+    """Settings shared by every method of a benchmark; None means the method's own default.
+
+    Attributes:
+        image_size: piade's input side; the autoencoders take the next multiple of 16.
+        epochs, batch_size: piade's training budget.
+        baseline_epochs: the autoencoders' epochs (OC-SVM and KDE have none).
+        seed: seeds initialisation, shuffling and the COIL/folder splits.
+        backbone, encoder_weights, perceptual_net, perceptual_weights, map_kind: piade's.
+    """
+
+    image_size: int
+    epochs: int | None = None
+    batch_size: int | None = None
+    baseline_epochs: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    backbone: str = "resnet18"
+    encoder_weights: str | None = "imagenet"
+    perceptual_net: str = "vgg11"
+    perceptual_weights: str | None = "imagenet"
+    map_kind: str = "ssim"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_methods(methods: list[str]) -> list[str]:
+    """``methods`` without duplicates; ConfigError naming the valid ones for an unknown name."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ConfigError(
+            f"--methods: unknown method(s) {', '.join(unknown) or '(none given)'}; choose from "
+            f"{','.join(METHODS)}"
+        )
+    return list(dict.fromkeys(methods))
+
+
+def method_image_size(method: str, image_size: int) -> int:
+    """The input side ``method`` runs at: piade's, or the next multiple of 16 for the autoencoders."""
+    if method.startswith("ae-"):
+        return 16 * math.ceil(image_size / 16)
+    return image_size
+
+
+def run_method(
+    method: str, train: ImageDataset, test: ImageDataset, settings: MethodSettings, run_dir: Path
+) -> dict[str, Any]:
+    """Train ``method`` on ``train``, score ``test``; returns metrics, cost and what was fitted."""
+    device = resolve_device(settings.device)
+    watch = Stopwatch()
+    with peak_memory(device) as peak:
+        if method in PIADE_METHODS:
+            scores, maps, fitted = _run_piade(method, train, test, settings, run_dir, watch)
+        else:
+            scores, maps, fitted = _run_baseline(method, train, test, settings, watch)
+    labels = np.asarray(test.labels, dtype=int)
+    masks = dataset_masks(test)
+    metrics = compute_metrics(labels, scores, maps, masks)
+    epochs = fitted.get("epochs")
+    trained = fitted.pop("trained_images", len(train) * (epochs if isinstance(epochs, int) else 1))
+    train_seconds = fitted.pop("train_seconds", watch.seconds.get("train", 0.0))
+    cost = {
+        "epochs": epochs,
+        "n_train": len(train),
+        "n_test": len(test),
+        "image_size": int(train.images.shape[-1]),
+        "train_seconds": round(train_seconds, 2),
+        "train_images_per_s": round(trained / train_seconds, 2)
+        if trained and train_seconds
+        else None,
+        "infer_seconds": round(watch.seconds.get("infer", 0.0), 2),
+        "infer_images_per_s": round(len(test) / max(watch.seconds.get("infer", 0.0), 1e-9), 2),
+        "wall_seconds": round(sum(watch.seconds.values()), 2),
+        **peak.as_dict(),
+        **device_description(device),
+    }
+    return {"metrics": metrics, "cost": cost, "fitted": fitted}
+
+
+def _run_piade(
+    method: str,
+    train: ImageDataset,
+    test: ImageDataset,
+    settings: MethodSettings,
+    run_dir: Path,
+    watch: Stopwatch,
+) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+    from piade.detector import load
+    from piade.engine import fit, score_dataset
+
+    epochs = settings.epochs or DEFAULT_EPOCHS["piade"]
+    model_config = ModelConfig(
+        image_size=settings.image_size,
+        backbone=settings.backbone,
+        num_vectors=1 if method == "piade-1v" else 2,
+    )
+    train_config = TrainConfig(
+        epochs=epochs,
+        batch_size=settings.batch_size or DEFAULT_BATCH["piade"],
+        seed=settings.seed,
+        device=settings.device,
+        encoder_weights=settings.encoder_weights,
+        perceptual_net=settings.perceptual_net,
+        perceptual_weights=settings.perceptual_weights,
+        map_kind=settings.map_kind,
+        checkpoint_every=max(1, epochs // 20),
+    )
+    fit_dir = run_dir / "fit"
+    resume = (fit_dir / CHECKPOINT).is_file()
+    with watch("train"):
+        result = fit(
+            train,
+            fit_dir,
+            model_config=model_config,
+            train_config=train_config,
+            data_info={"description": f"benchmark {run_dir}"},
+            resume=resume,
+        )
+    detector = load(result.model_path, device=settings.device)
+    keep = ("anomaly_map",) if test.has_masks else ()
+    with watch("infer"):
+        scored = score_dataset(detector, test, keep=keep)
+    records = [json.loads(line) for line in (fit_dir / METRICS).read_text().splitlines() if line]
+    fitted = {
+        "epochs": epochs,
+        "num_vectors": model_config.num_vectors,
+        "batch_size": train_config.batch_size,
+        "final_loss": records[-1]["loss"] if records else None,
+        "model_file": str(result.model_path),
+        "resumed": resume,
+        "trained_images": sum(r["images"] for r in records),
+        "train_seconds": sum(r["seconds"] for r in records),
+    }
+    return scored["score"], scored.get("anomaly_map"), fitted
+
+
+def _run_baseline(
+    method: str,
+    train: ImageDataset,
+    test: ImageDataset,
+    settings: MethodSettings,
+    watch: Stopwatch,
+) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+    is_ae = method.startswith("ae-")
+    baseline = build_baseline(
+        method,
+        image_size=int(train.images.shape[-1]),
+        epochs=settings.baseline_epochs or DEFAULT_EPOCHS["ae"],
+        batch_size=DEFAULT_BATCH["ae"],
+        seed=settings.seed,
+        device=settings.device,
+    )
+    with watch("train"):
+        fitted = dict(baseline.fit(train.images))
+    with watch("infer"):
+        result = baseline.score(test.images)
+    if not is_ae:
+        fitted.pop("epochs", None)
+    return result.scores, result.maps, fitted

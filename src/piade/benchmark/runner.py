@@ -1,0 +1,252 @@
+"""The benchmark loop: every class x seed x method, one result file each, resumable.
+
+An output directory holds::
+
+    benchmark.json                      the suite, root and settings (a rerun must match them)
+    runs/<method>/<class>/seed<k>/result.json   one finished run: metrics, cost, settings
+    runs/piade/<class>/seed<k>/fit/     piade's run directory (checkpoints, model file)
+    results.md, results.csv, results.json       the tables (see :mod:`piade.benchmark.tables`)
+    ablation.md, ablation.png           when both piade and piade-1v were run
+
+A run whose ``result.json`` exists is never redone; an interrupted piade run resumes from its last
+checkpoint. ``--classes`` splits a suite over machines; :func:`merge` joins their directories.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from piade import __version__
+from piade.benchmark.methods import MethodSettings, check_methods, method_image_size, run_method
+from piade.benchmark.suites import PAPER_IMAGE_SIZE, list_classes, load_class, select_classes
+from piade.benchmark.tables import write_tables
+from piade.data import ImageDataset
+from piade.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+BENCHMARK_FILE = "benchmark.json"
+RESULT_FILE = "result.json"
+RUNS = "runs"
+ABLATION_CLASSES = ("bottle", "capsule", "hazelnut", "carpet", "leather", "wood")  # paper Sec. 6
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchmarkConfig:
+    """One benchmark: a suite at a root, the classes, methods and seeds, and the shared settings.
+
+    ``image_size`` None is the paper's size for the suite (32 for CIFAR-10, 120 otherwise);
+    ``data_options`` go to :func:`piade.data.build_datasets` (folder paths, ``on_error``, cache).
+    """
+
+    suite: str
+    root: str
+    methods: tuple[str, ...] = ("piade",)
+    classes: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = (0,)
+    image_size: int | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    baseline_epochs: int | None = None
+    device: str = "auto"
+    backbone: str = "resnet18"
+    encoder_weights: str | None = "imagenet"
+    perceptual_net: str = "vgg11"
+    perceptual_weights: str | None = "imagenet"
+    map_kind: str = "ssim"
+    data_options: dict[str, Any] = field(default_factory=dict)
+    command: str = ""  # the command line that started the benchmark, recorded in every result
+
+    def settings(self, seed: int) -> MethodSettings:
+        return MethodSettings(
+            image_size=self.image_size or PAPER_IMAGE_SIZE[self.suite],
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            baseline_epochs=self.baseline_epochs,
+            seed=seed,
+            device=self.device,
+            backbone=self.backbone,
+            encoder_weights=self.encoder_weights,
+            perceptual_net=self.perceptual_net,
+            perceptual_weights=self.perceptual_weights,
+            map_kind=self.map_kind,
+        )
+
+
+def run_benchmark(config: BenchmarkConfig, out_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Run every missing (class, seed, method) of ``config`` into ``out_dir``; write the tables.
+
+    Returns every result in ``out_dir`` (earlier ones included).
+    """
+    out = Path(out_dir)
+    methods = check_methods(list(config.methods))
+    classes = select_classes(
+        list_classes(config.suite, config.root, **config.data_options), config.classes, config.suite
+    )
+    _claim(out, config)
+    for cls in classes:
+        for seed in config.seeds:
+            _run_class(config, out, cls, seed, methods)
+            write_tables(out, collect([out]), suite=config.suite)
+    results = collect([out])
+    write_tables(out, results, suite=config.suite)
+    return results
+
+
+def _run_class(config: BenchmarkConfig, out: Path, cls: str, seed: int, methods: list[str]) -> None:
+    settings = config.settings(seed)
+    pending = [m for m in methods if not (_run_dir(out, m, cls, seed) / RESULT_FILE).is_file()]
+    if not pending:
+        log.info("%s seed %d: every method already done", cls, seed)
+        return
+    data: dict[int, tuple[ImageDataset, ImageDataset]] = {}
+    for method in pending:
+        size = method_image_size(method, settings.image_size)
+        if size not in data:
+            data[size] = load_class(
+                config.suite, config.root, cls, image_size=size, seed=seed, **config.data_options
+            )
+        train, test = data[size]
+        run_dir = _run_dir(out, method, cls, seed)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        log.info(
+            "%s %s seed %d: %d train, %d test images", method, cls, seed, len(train), len(test)
+        )
+        started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        outcome = run_method(method, train, test, settings, run_dir)
+        result = {
+            "suite": config.suite,
+            "class": cls,
+            "method": method,
+            "seed": seed,
+            **outcome,
+            "settings": settings.to_dict() | {"image_size": size},
+            "root": config.root,
+            "piade_version": __version__,
+            "command": config.command,
+            "started": started,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        _write_json(run_dir / RESULT_FILE, result)
+        auroc = result["metrics"]["image_auroc"]
+        log.info("%s %s seed %d: image AUROC %s", method, cls, seed, auroc)
+
+
+def _run_dir(out: Path, method: str, cls: str, seed: int) -> Path:
+    return out / RUNS / method / cls / f"seed{seed}"
+
+
+def _claim(out: Path, config: BenchmarkConfig) -> None:
+    """Record the benchmark in ``out``; refuse an ``out`` that holds another suite or settings."""
+    record = {
+        "suite": config.suite,
+        "root": config.root,
+        "settings": _shared_settings(config),
+    }
+    path = out / BENCHMARK_FILE
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        diffs = [k for k in ("suite", "settings") if saved.get(k) != record[k]]
+        if diffs:
+            raise ConfigError(
+                f"{out} holds a benchmark with other settings ({_describe_diff(saved, record)}); "
+                "use the same settings to continue it, or another --out"
+            )
+        return
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(
+            f"{out} is not empty and holds no {BENCHMARK_FILE}; choose a new --out directory"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(path, record)
+
+
+def _shared_settings(config: BenchmarkConfig) -> dict[str, Any]:
+    """The settings every result of an output directory must share (not classes/methods/seeds)."""
+    settings = config.settings(0).to_dict()
+    settings.pop("seed")
+    settings.pop("device")  # a run may move between machines
+    return settings | {"data_options": {k: str(v) for k, v in config.data_options.items()}}
+
+
+def _describe_diff(saved: dict[str, Any], record: dict[str, Any]) -> str:
+    if saved.get("suite") != record["suite"]:
+        return f"suite {saved.get('suite')} vs {record['suite']}"
+    old, new = saved.get("settings", {}), record["settings"]
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return ", ".join(f"{k} {old.get(k)!r} vs {new.get(k)!r}" for k in keys)
+
+
+def collect(out_dirs: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]]:
+    """Every result file under the ``runs/`` of ``out_dirs``, sorted by class, method and seed."""
+    results = []
+    for out in out_dirs:
+        for path in sorted(Path(out).glob(f"{RUNS}/*/*/seed*/{RESULT_FILE}")):
+            try:
+                results.append(json.loads(path.read_text()))
+            except (OSError, json.JSONDecodeError) as error:
+                raise ConfigError(
+                    f"cannot read {path} ({error}); delete it to run that class again"
+                ) from error
+    return results
+
+
+def merge(
+    inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str]
+) -> list[dict[str, Any]]:
+    """Join benchmark directories (e.g. one per machine) into ``out_dir`` and write its tables."""
+    out = Path(out_dir)
+    records = []
+    for source in inputs:
+        path = Path(source) / BENCHMARK_FILE
+        if not path.is_file():
+            raise ConfigError(f"{source} is not a piade benchmark directory (no {BENCHMARK_FILE})")
+        records.append((Path(source), json.loads(path.read_text())))
+    first_dir, first = records[0]
+    for other_dir, other in records[1:]:
+        if (other["suite"], other["settings"]) != (first["suite"], first["settings"]):
+            raise ConfigError(
+                f"cannot merge {other_dir} into {first_dir}: different benchmarks "
+                f"({_describe_diff(first, other)})"
+            )
+    own = out / BENCHMARK_FILE
+    if own.is_file() and json.loads(own.read_text()) != first:
+        raise ConfigError(f"{out} holds a different benchmark; merge into a new directory")
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(own, first)
+    for source, _ in records:
+        _copy_results(source, out)
+    results = collect([out])
+    write_tables(out, results, suite=first["suite"])
+    return results
+
+
+def _copy_results(source: Path, out: Path) -> None:
+    for path in sorted(source.glob(f"{RUNS}/*/*/seed*/{RESULT_FILE}")):
+        target = out / path.relative_to(source)
+        if target.resolve() == path.resolve():
+            continue
+        if target.is_file():
+            if json.loads(target.read_text())["metrics"] != json.loads(path.read_text())["metrics"]:
+                raise ConfigError(
+                    f"{path} and {target} are the same run with different results; remove one "
+                    "of them before merging"
+                )
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+
+
+def _write_json(path: Path, value: Any) -> None:
+    """Write ``value`` as JSON atomically (a crash never leaves half a file)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,174 @@
+"""``piade benchmark`` end to end on tiny fake data: tables, resume, split runs and merging."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tests.data.writers import write_cifar_pickle, write_coil
+from tests.fakes import TINY_BACKBONE, write_mvtec
+
+from piade.benchmark import runner
+from piade.cli import main
+
+FAST = [
+    "--image-size", "32", "--batch-size", "8", "--epochs", "1", "--baseline-epochs", "1", "--device", "cpu",
+    "--encoder-weights", "none", "--perceptual-weights", "none", "--backbone", TINY_BACKBONE,
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def mvtec(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("mvtec")
+    for i, name in enumerate(("bottle", "wood")):
+        write_mvtec(root, name, n_train=12, n_good=4, n_bad=4, seed=i)
+    return root
+
+
+@pytest.fixture(scope="module")
+def split_runs(mvtec: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The MVTec suite split over two "machines" (one class each), then merged."""
+    base = tmp_path_factory.mktemp("bench")
+    outs = {}
+    for cls in ("bottle", "wood"):
+        outs[cls] = base / cls
+        args = ["benchmark", "mvtec", "--root", str(mvtec), "--classes", cls]
+        code = main(
+            [*args, "--methods", "piade,ocsvm", "--ablation", *FAST, "--out", str(outs[cls])]
+        )
+        assert code == 0
+    outs["merged"] = base / "merged"
+    assert (
+        main(
+            [
+                "benchmark",
+                "merge",
+                str(outs["bottle"]),
+                str(outs["wood"]),
+                "--out",
+                str(outs["merged"]),
+            ]
+        )
+        == 0
+    )
+    return outs
+
+
+def test_each_run_writes_metrics_cost_and_settings(split_runs: dict[str, Path]) -> None:
+    result = json.loads((split_runs["bottle"] / "runs/piade/bottle/seed0/result.json").read_text())
+    metrics = result["metrics"]
+    assert 0 <= metrics["image_auroc"] <= 1 and 0 <= metrics["pixel_auroc"] <= 1
+    assert metrics["n_normal"] == 4 and metrics["n_anomalous"] == 4
+    cost = result["cost"]
+    assert cost["epochs"] == 1 and cost["n_train"] == 12 and cost["device"] == "cpu"
+    assert cost["train_seconds"] > 0 and cost["train_images_per_s"] > 0
+    assert cost["peak_rss_mb"] > 50
+    assert result["settings"]["encoder_weights"] is None and result["seed"] == 0
+    assert result["command"].startswith("piade benchmark mvtec")
+    svm = json.loads((split_runs["bottle"] / "runs/ocsvm/bottle/seed0/result.json").read_text())
+    assert svm["metrics"]["pixel_auroc"] is None and svm["fitted"]["nu"] == 0.1
+
+
+def test_merged_table_has_both_classes_in_the_papers_shape(split_runs: dict[str, Path]) -> None:
+    tables = json.loads((split_runs["merged"] / "results.json").read_text())
+    assert tables["classes"] == ["bottle", "wood"]
+    assert tables["methods"] == ["piade", "piade-1v", "ocsvm"]
+    assert len(tables["runs"]) == 6
+    rows = tables["image_auroc"]["rows"]
+    assert [r["paper piade"] for r in rows] == [0.968, 0.978]
+    page = (split_runs["merged"] / "results.md").read_text()
+    assert "| **Mean** |" in page and "Pixel-level" in page and "## Cost" in page
+    assert [r["class"] for r in tables["ablation"]] == ["bottle", "wood", "Mean"]
+    assert (split_runs["merged"] / "ablation.png").is_file()
+    csv_lines = (split_runs["merged"] / "results.csv").read_text().splitlines()
+    assert csv_lines[0] == "class,piade,piade-1v,ocsvm,paper piade"
+    assert len(csv_lines) == 4
+
+
+def test_finished_classes_are_not_retrained(
+    split_runs: dict[str, Path], mvtec: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(runner, "run_method", fail)
+    args = ["benchmark", "mvtec", "--root", str(mvtec), "--classes", "bottle", "--methods"]
+    out = split_runs["bottle"]
+    assert main([*args, "piade,ocsvm", "--ablation", *FAST, "--out", str(out)]) == 0
+
+
+def test_an_interrupted_piade_run_resumes_from_its_checkpoint(
+    split_runs: dict[str, Path], mvtec: Path
+) -> None:
+    out = split_runs["wood"]
+    result = out / "runs/piade/wood/seed0/result.json"
+    before = json.loads(result.read_text())
+    result.unlink()  # as if the process died after training, before the result was written
+    args = ["benchmark", "mvtec", "--root", str(mvtec), "--classes", "wood", "--methods", "piade"]
+    assert main([*args, *FAST, "--out", str(out)]) == 0
+    after = json.loads(result.read_text())
+    assert after["fitted"]["resumed"] is True
+    assert after["metrics"] == before["metrics"]  # the same trained weights, scored again
+
+
+def test_other_settings_in_the_same_directory_are_refused(
+    split_runs: dict[str, Path], mvtec: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fast = [*FAST, "--epochs", "2"]
+    args = ["benchmark", "mvtec", "--root", str(mvtec), "--classes", "wood", *fast]
+    assert main([*args, "--out", str(split_runs["wood"])]) == 2
+    err = capsys.readouterr().err
+    assert "other settings" in err and "epochs 1 vs 2" in err
+
+
+def test_merging_different_benchmarks_is_refused(
+    split_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    record = json.loads((split_runs["wood"] / "benchmark.json").read_text())
+    record["settings"]["image_size"] = 64
+    (other / "benchmark.json").write_text(json.dumps(record))
+    code = main(
+        ["benchmark", "merge", str(split_runs["wood"]), str(other), "--out", str(tmp_path / "m")]
+    )
+    assert code == 2
+    assert "different benchmarks" in capsys.readouterr().err
+
+
+def test_unknown_method_and_class_name_the_valid_ones(
+    mvtec: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["benchmark", "mvtec", "--root", str(mvtec), "--out", str(tmp_path / "x")]
+    assert main([*base, "--methods", "piade,svm"]) == 2
+    assert "ocsvm" in capsys.readouterr().err
+    assert main([*base, "--classes", "zipper"]) == 2
+    err = capsys.readouterr().err
+    assert "zipper" in err and "bottle" in err and "wood" in err
+
+
+def test_cifar10_suite_one_model_per_class(tmp_path: Path) -> None:
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar_pickle(folder, [0] * 10 + [1] * 10 + [2] * 10, [0] * 4 + [1] * 4 + [2] * 4)
+    out = tmp_path / "out"
+    args = ["benchmark", "cifar10", "--root", str(tmp_path), "--classes", "0,automobile"]
+    assert main([*args, "--methods", "kde,ae-l2", *FAST, "--out", str(out)]) == 0
+    tables = json.loads((out / "results.json").read_text())
+    assert tables["classes"] == ["airplane", "automobile"]
+    rows = tables["image_auroc"]["rows"]
+    assert rows[0]["paper kde"] == 0.658 and "paper ae-l2" not in rows[0]
+    run = json.loads((out / "runs/ae-l2/airplane/seed0/result.json").read_text())
+    assert run["metrics"]["n_normal"] == 4 and run["metrics"]["n_anomalous"] == 8
+    assert run["cost"]["epochs"] == 1
+
+
+def test_coil_suite_with_two_seeds(tmp_path: Path) -> None:
+    root = write_coil(tmp_path / "coil", n_objects=3, n_poses=10, size=32)
+    out = tmp_path / "out"
+    args = ["benchmark", "coil100", "--root", str(root), "--methods", "ocsvm", "--seeds", "0,1"]
+    assert main([*args, *FAST, "--out", str(out)]) == 0
+    tables = json.loads((out / "results.json").read_text())
+    assert tables["classes"] == ["obj1", "obj2", "obj3"]
+    assert tables["image_auroc"]["rows"][0]["ocsvm seeds"] == [0, 1]
+    assert tables["paper"]["means_all_classes"] == {}
