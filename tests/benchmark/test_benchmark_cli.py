@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.data.writers import write_cifar_pickle, write_coil
+from tests.data.writers import write_cifar_pickle, write_coil, write_folder
 from tests.fakes import TINY_BACKBONE, write_mvtec
 
 from piade.benchmark import runner
@@ -172,3 +172,16 @@ def test_coil_suite_with_two_seeds(tmp_path: Path) -> None:
     assert tables["classes"] == ["obj1", "obj2", "obj3"]
     assert tables["image_auroc"]["rows"][0]["ocsvm seeds"] == [0, 1]
     assert tables["paper"]["means_all_classes"] == {}
+
+
+def test_folder_suite_runs_on_the_users_own_folders(tmp_path: Path) -> None:
+    root = write_folder(tmp_path / "parts", n_normal=16, n_abnormal=4, size=32)
+    out = tmp_path / "out"
+    folders = ["--normal-dir", "good", "--abnormal-dir", "bad", "--mask-dir", "masks"]
+    args = ["benchmark", "folder", "--root", str(root), *folders, "--methods", "piade,ae-ssim"]
+    assert main([*args, *FAST, "--out", str(out)]) == 0
+    tables = json.loads((out / "results.json").read_text())
+    assert tables["classes"] == ["good"]
+    assert tables["paper"]["columns"] == {}
+    run = json.loads((out / "runs/ae-ssim/good/seed0/result.json").read_text())
+    assert run["metrics"]["n_anomalous"] == 4 and run["metrics"]["pixel_auroc"] is not None

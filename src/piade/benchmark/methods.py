@@ -106,7 +106,7 @@ def run_method(
         else None,
         "infer_seconds": round(watch.seconds.get("infer", 0.0), 2),
         "infer_images_per_s": round(len(test) / max(watch.seconds.get("infer", 0.0), 1e-9), 2),
-        "wall_seconds": round(sum(watch.seconds.values()), 2),
+        "wall_seconds": round(train_seconds + watch.seconds.get("infer", 0.0), 2),
         **peak.as_dict(),
         **device_description(device),
     }

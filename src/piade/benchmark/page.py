@@ -153,6 +153,12 @@ def _comparison(tables: dict[str, Any]) -> str:
     sentences = []
     for method, column in tables["paper"]["columns"].items():
         ours, theirs = mean.get(method), mean.get(f"paper {method}")
+        own = tables["paper"]["means_all_classes"].get(method)
+        if ours is not None and theirs is None and own is not None:
+            sentences.append(
+                f"- `{method}`: mean image AUROC {ours:.3f} here; the paper reports only its mean "
+                f'over all its classes, {own:.3f} (column "{column}").'
+            )
         if ours is None or theirs is None:
             continue
         gap = ours - theirs
@@ -161,16 +167,6 @@ def _comparison(tables: dict[str, Any]) -> str:
             f"- `{method}`: mean image AUROC {ours:.3f} here against {theirs:.3f} in the paper's "
             f'column "{column}" on the same classes: {abs(gap):.3f} {word} it.'
         )
-    for method, own in tables["paper"]["means_all_classes"].items():
-        if (
-            method not in tables["paper"]["columns"]
-            and own is not None
-            and mean.get(method) is not None
-        ):
-            sentences.append(
-                f"- `{method}`: mean image AUROC {mean[method]:.3f} here; the paper reports only "
-                f"its mean over all its classes, {own:.3f}."
-            )
     return "\n" + "\n".join(sentences) + "\n" if sentences else ""
 
 
@@ -183,12 +179,17 @@ def _cost_summary(runs: Sequence[dict[str, Any]]) -> str:
             [
                 method,
                 str(len(mine)),
-                f"{sum(c['wall_seconds'] for c in mine) / 60:.1f}",
+                f"{sum(c['train_seconds'] + c['infer_seconds'] for c in mine) / 60:.1f}",
                 f"{statistics.median(train):.1f}" if train else "–",
                 f"{statistics.median(c['infer_images_per_s'] for c in mine):.1f}",
                 f"{max(c['peak_rss_mb'] for c in mine):.0f}",
             ]
         )
-    header = ["method", "runs", "train + test min", "median train img/s", "median test img/s",
+    header = ["method", "runs", "train + test min (all runs)", "median train img/s", "median test img/s",
               "max peak RSS MB"]  # fmt: skip
-    return markdown_table(header, rows)
+    note = (
+        "\nTimes are the sum over runs of training epochs and test scoring. Peak RSS is the whole "
+        "process's resident memory during a run, so it includes what earlier runs of the same "
+        "command left allocated.\n"
+    )
+    return markdown_table(header, rows) + note
