@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -28,7 +30,9 @@ def test_bad_weights_file_is_one_line_and_exit_code_2(
     missing = tmp_path / "missing.pth"
     assert main(["info", "--image-size", "32", "--encoder-weights", str(missing)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "missing.pth" in err and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("piade info: error: ") and "missing.pth" in last
+    assert err.count(": error: ") == 1 and "Traceback" not in err
 
 
 def test_bad_setting_names_the_value(capsys: pytest.CaptureFixture[str]) -> None:
@@ -46,3 +50,21 @@ def test_python_dash_m_and_version() -> None:
         [sys.executable, "-m", "piade", "--version"], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == f"piade {__version__}"
+
+
+def test_every_call_logs_to_the_current_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.data.writers import write_folder
+
+    write_folder(tmp_path, n_normal=2, n_abnormal=0)
+    argv = ["fit", "--data", "folder", "--root", str(tmp_path), "--normal-dir", "good"]
+    argv += ["--normal-split", "0", "--device", "cpu", "--out", str(tmp_path / "run")]
+    first = io.StringIO()
+    with contextlib.redirect_stderr(first):
+        assert main(argv) == 2
+    assert main(argv) == 2  # a second in-process run must not log into the first one's stream
+    for err in (first.getvalue(), capsys.readouterr().err):
+        assert "INFO piade.data.loading: decoded 2 folder good train images" in err
+        last = err.strip().splitlines()[-1]
+        assert last.startswith("piade fit: error: need at least 3 training images (got 2)")

@@ -8,7 +8,9 @@ mid-write leaves the previous checkpoint intact, never a corrupt one. It is read
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,8 @@ import torch
 from piade.errors import PiadeError
 
 CHECKPOINT_FORMAT = "piade-checkpoint-1"
+# Settings that may change when a run is resumed; every other one must match the checkpoint.
+RESUMABLE_CHANGES = ("epochs", "device", "precision", "checkpoint_every", "lr")
 
 
 class CheckpointError(PiadeError, ValueError):
@@ -37,6 +41,15 @@ def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None
         tmp.unlink(missing_ok=True)
 
 
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files that processes killed while writing ``path`` left behind."""
+    path = Path(path)
+    stale = sorted(path.parent.glob(f".{path.name}.tmp-*"))
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
+
+
 def load_checkpoint(
     path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu"
 ) -> dict[str, Any]:
@@ -48,11 +61,50 @@ def load_checkpoint(
         )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:
+    except pickle.UnpicklingError as error:  # weights_only refused an object: nothing was run
         raise CheckpointError(
-            f"cannot read checkpoint {path} ({type(error).__name__}: {error}); "
-            "start again without --resume or restore the file"
+            f"{path} holds Python objects other than tensors and numbers (a pickle that could run "
+            "code); it was not loaded. Use a checkpoint written by piade, or start the run again "
+            "in a new --out folder"
+        ) from error
+    except Exception as error:
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({type(error).__name__}: {first_line}); it may be "
+            "truncated. Restore the file, or start the run again in a new --out folder"
         ) from error
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a piade checkpoint ({CHECKPOINT_FORMAT})")
     return state
+
+
+def check_same_run(saved: dict[str, Any], run: dict[str, Any], out: Path) -> None:
+    """CheckpointError listing the settings of ``run`` that differ from the checkpoint's ``saved``
+    (other than :data:`RESUMABLE_CHANGES`)."""
+    diffs = [f"model.{k}" for k in run["model"] if saved["model"].get(k) != run["model"][k]]
+    diffs += [
+        f"train.{k}"
+        for k in run["train"]
+        if k not in RESUMABLE_CHANGES and saved["train"].get(k) != run["train"][k]
+    ]
+    if diffs:
+        raise CheckpointError(
+            f"cannot resume {out}: settings differ from the checkpoint's "
+            f"({', '.join(diffs)}); use the original settings or another --out"
+        )
+
+
+def truncate_metrics(path: Path, epochs_done: int) -> None:
+    """Drop metric lines of epochs after the checkpoint (they will be trained again), and a line
+    that a killed process left half-written."""
+    if path.exists():
+        lines = [line for line in path.read_text().splitlines() if _epoch_of(line) <= epochs_done]
+        path.write_text("".join(line + "\n" for line in lines))
+
+
+def _epoch_of(line: str) -> float:
+    """The epoch of a metrics line; infinity for an empty or unreadable one (so it is dropped)."""
+    try:
+        return float(json.loads(line)["epoch"])
+    except (ValueError, KeyError, TypeError):
+        return float("inf")

@@ -1,7 +1,10 @@
 """The ``piade`` command line: ``main(argv) -> exit code``; each verb parses, calls the library, reports.
 
-Errors piade raises on purpose (:class:`piade.errors.PiadeError`) print as one line on stderr with
-exit code 2; ``--debug`` shows the full traceback instead.
+Before any data is read, every verb checks its ``--device`` and that its ``--out`` can be written.
+Errors piade raises on purpose (:class:`piade.errors.PiadeError`) and operating-system errors (a
+full disk, a folder without write permission) print as one line on stderr with exit code 2;
+``--debug`` shows the full traceback instead. Skipped files (``--on-error skip``) are reported as
+one ``piade VERB: warning: ...`` line each.
 """
 
 from __future__ import annotations
@@ -10,12 +13,20 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from piade import cli_args
+from piade.cli_checks import describe_os_error, preflight
 from piade.config import ModelConfig
-from piade.errors import PiadeError
+from piade.errors import PiadeError, printable
+
+if TYPE_CHECKING:
+    _StreamHandler = logging.StreamHandler[TextIO]
+else:  # StreamHandler is subscriptable at run time only from Python 3.11
+    _StreamHandler = logging.StreamHandler
 
 log = logging.getLogger("piade")
 
@@ -157,18 +168,80 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        handlers=[CurrentStderrHandler()],
+        force=True,  # replace the handlers of an earlier call (in-process runs, tests)
     )
     verb = next((a for a in argv if a in HANDLERS), "piade")
     try:
-        args = cli_args.parse_args(argv)
-        args.argv = argv
-        return HANDLERS[args.verb](args)
+        with warnings.catch_warnings():
+            _report_data_warnings(verb)
+            args = cli_args.parse_args(argv)
+            args.argv = argv
+            preflight(args)
+            return HANDLERS[args.verb](args)
     except PiadeError as error:
         if debug:
             raise
-        print(f"piade {verb}: error: {error}", file=sys.stderr)
+        _error(verb, str(error))
+        return 2
+    except OSError as error:
+        if debug:
+            raise
+        _error(verb, describe_os_error(error))
         return 2
     except KeyboardInterrupt:
         print(f"piade {verb}: interrupted", file=sys.stderr)
         return 130
+
+
+class CurrentStderrHandler(_StreamHandler):
+    """Writes each record to ``sys.stderr`` as it is when the record is emitted, so a program (or a
+    test) that swaps ``sys.stderr`` between in-process runs never logs into a stale stream."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        """The stream is always the current ``sys.stderr``; assignments are ignored."""
+
+
+def _error(verb: str, message: str) -> None:
+    """Print ``message`` as exactly one line (a library's message may hold line breaks)."""
+    line = " ".join(printable(message).split())
+    print(f"piade {verb}: error: {line}", file=sys.stderr)
+
+
+def _report_data_warnings(verb: str) -> None:
+    """Show each skipped file (a :class:`piade.data.DataWarning`) as one line on stderr, and
+    silence Pillow's warnings: piade refuses oversized images itself (one error line naming the
+    file), and damaged metadata either decodes or gives that error."""
+    from PIL import Image
+
+    from piade.data.common import DataWarning
+
+    default = warnings.showwarning
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if issubclass(category, DataWarning):
+            print(f"piade {verb}: warning: {printable(str(message))}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+    warnings.simplefilter("always", DataWarning)
+    warnings.showwarning = show

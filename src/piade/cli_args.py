@@ -261,7 +261,9 @@ def _read_yaml(path: Path, *, valid: set[str]) -> dict[str, Any]:
     except (OSError, yaml.YAMLError) as error:
         raise ConfigError(f"--config {path}: cannot read it as YAML ({error})") from error
     if not isinstance(values, dict):
-        raise ConfigError(f"--config {path}: expected a mapping of setting: value")
+        raise ConfigError(
+            f"--config {path}: expected a mapping of setting: value lines (e.g. 'epochs: 50')"
+        )
     settings = {str(k).replace("-", "_"): v for k, v in values.items()}
     settings = {("map_kind" if k == "map" else k): v for k, v in settings.items()}
     unknown = sorted(set(settings) - valid)

@@ -19,7 +19,13 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from piade.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from piade.checkpoint import (
+    check_same_run,
+    load_checkpoint,
+    remove_stale_temporaries,
+    save_checkpoint,
+    truncate_metrics,
+)
 from piade.config import ModelConfig
 from piade.detector import Calibration, Detector, threshold_f1_max, threshold_from_normal
 from piade.errors import ConfigError
@@ -35,15 +41,14 @@ from piade.training import (
     FitResult,
     TrainConfig,
     TrainingError,
+    check_finite_parameters,
     epoch_batches,
+    non_finite_advice,
     split_calibration,
     train_epoch,
 )
 
 log = logging.getLogger(__name__)
-
-# Settings that may change when a run is resumed; every other one must match the checkpoint.
-RESUMABLE_CHANGES = ("epochs", "device", "precision", "checkpoint_every")
 
 
 class ImageSet(Protocol):
@@ -97,6 +102,7 @@ def fit(
         scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
         trained: nn.Module = DistributedDataParallel(model) if ddp.enabled else model
         last: dict[str, float] = {}
+        saved = start  # the epoch of the last good checkpoint
         bar = tqdm(
             range(start, cfg.epochs),
             desc="fit",
@@ -115,11 +121,12 @@ def fit(
                 sums = train_epoch(
                     trained, criterion, optimizer, images, batches, amp=amp, scaler=scaler
                 )
+                check_finite_parameters(model)
             except TrainingError as error:
-                raise TrainingError(
-                    f"{error} in epoch {epoch + 1}; the last good checkpoint is "
-                    f"{out / CHECKPOINT}; lower --lr or check the data"
-                ) from error
+                advice = non_finite_advice(
+                    error, epoch=epoch + 1, out=out, saved_epoch=saved, lr=cfg.lr
+                )
+                raise TrainingError(advice) from error
             if ddp.enabled:  # batch-norm statistics: every process keeps the main process's
                 for buffer in model.buffers():
                     torch.distributed.broadcast(buffer, src=0)
@@ -138,6 +145,7 @@ def fit(
                             "optimizer": optimizer.state_dict(),
                         },
                     )
+                    saved = epoch + 1
         bar.close()
         if not ddp.is_main:
             return FitResult(out, out / MODEL_FILENAME, last, model)
@@ -187,39 +195,17 @@ def _prepare_run(
         return 0
     state = load_checkpoint(out / CHECKPOINT)
     saved = json.loads(state["run"])
-    _check_same_run(saved, run, out)
+    check_same_run(saved, run, out)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
+    for group in optimizer.param_groups:  # --lr may be lowered on resume (e.g. after a NaN)
+        group["lr"] = run["train"]["lr"]
     if is_main:
+        remove_stale_temporaries(out / CHECKPOINT)
         (out / RUN).write_text(json.dumps(run, indent=2) + "\n")
-        _truncate_metrics(out / METRICS, state["epoch"])
+        truncate_metrics(out / METRICS, state["epoch"])
     log.info("resuming %s after epoch %d", out, state["epoch"])
     return int(state["epoch"])
-
-
-def _check_same_run(saved: dict[str, Any], run: dict[str, Any], out: Path) -> None:
-    diffs = [f"model.{k}" for k in run["model"] if saved["model"].get(k) != run["model"][k]]
-    diffs += [
-        f"train.{k}"
-        for k in run["train"]
-        if k not in RESUMABLE_CHANGES and saved["train"].get(k) != run["train"][k]
-    ]
-    if diffs:
-        raise CheckpointError(
-            f"cannot resume {out}: settings differ from the checkpoint's "
-            f"({', '.join(diffs)}); use the original settings or another --out"
-        )
-
-
-def _truncate_metrics(path: Path, epochs_done: int) -> None:
-    """Drop metric lines of epochs after the checkpoint (they will be trained again)."""
-    if path.exists():
-        lines = [
-            line
-            for line in path.read_text().splitlines()
-            if line and json.loads(line)["epoch"] <= epochs_done
-        ]
-        path.write_text("".join(line + "\n" for line in lines))
 
 
 def _epoch_record(

@@ -21,3 +21,12 @@ class WeightsError(PiadeError, FileNotFoundError):
 
 class DataError(PiadeError, ValueError):
     """A data set is missing, laid out wrongly, or holds an unreadable file."""
+
+
+def printable(text: str) -> str:
+    """``text`` with undecodable file-name bytes shown as ``\\xNN``, safe to print or write as UTF-8.
+
+    On Linux a file name that is not UTF-8 reaches Python with lone surrogates, which cannot be
+    written to a UTF-8 stream or file; this turns them back into readable escapes.
+    """
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -14,6 +14,7 @@ import torch
 
 from piade.detector import Detector
 from piade.engine import ImageSet, score_dataset, stack_images
+from piade.errors import printable
 from piade.metrics import aupro, f1_max, image_auroc, pixel_auroc
 from piade.report import ReportData, write_report
 
@@ -105,10 +106,11 @@ def evaluate(
 
 
 def _paths(dataset: ImageSet) -> list[str]:
+    """Each image's path as text that can be written (non-UTF-8 name bytes shown as ``\\xNN``)."""
     samples = getattr(dataset, "samples", None)
     if samples is not None:
-        return [str(getattr(s, "source", getattr(s, "path", ""))) for s in samples]
-    return [str(dataset[i]["path"]) for i in range(len(dataset))]
+        return [printable(str(getattr(s, "source", getattr(s, "path", "")))) for s in samples]
+    return [printable(str(dataset[i]["path"])) for i in range(len(dataset))]
 
 
 def _write_scores(

@@ -83,9 +83,38 @@ def write_model_file(
     return path
 
 
+# The first bytes of the files piade refuses to load because loading them can run code.
+PICKLE_MAGIC = {
+    **{bytes([0x80, protocol]): "a Python pickle" for protocol in range(2, 6)},
+    b"PK\x03\x04": "a zip archive (the torch.save format, which holds a pickle)",
+}
+
+
+def _refuse_pickles(path: Path) -> None:
+    """ModelFileError for a pickle or ``torch.save`` file, named as such; nothing is unpickled.
+
+    A safetensors file starts with an 8-byte header length and then ``{``; a file with that shape is
+    left to the safetensors reader whatever its first bytes are.
+    """
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(9)
+    except OSError as error:
+        raise ModelFileError(f"cannot read model file {path}: {error.strerror or error}") from error
+    if head[8:9] == b"{":
+        return
+    for magic, kind in PICKLE_MAGIC.items():
+        if head.startswith(magic):
+            raise ModelFileError(
+                f"{path} is {kind}, not a piade model file; piade never loads pickles (loading one "
+                f"can run code). Use the {MODEL_FILENAME} that 'piade fit' writes"
+            )
+
+
 def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read and verify a model file: returns ``(tensors, info)``. Never unpickles anything."""
     path = resolve_model_path(path)
+    _refuse_pickles(path)
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}

@@ -99,7 +99,10 @@ class FitResult:
 def split_calibration(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeded split of ``n`` training images into (train indices, calibration indices)."""
     if n < 3:
-        raise ConfigError(f"need at least 3 training images (got {n}): some train, some calibrate")
+        raise ConfigError(
+            f"need at least 3 training images (got {n}): some to train on, some to calibrate the "
+            "score; add normal images"
+        )
     n_cal = min(n - 2, max(1, round(n * fraction)))
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return order[n_cal:].sort().values, order[:n_cal].sort().values
@@ -154,3 +157,26 @@ def train_epoch(
             sums += torch.cat([sums.new_tensor([len(index)]), parts.double()])
         on_batch()
     return dict(zip(("n", "loss", "mse", "perceptual", "ssim"), sums.tolist(), strict=True))
+
+
+def check_finite_parameters(model: nn.Module) -> None:
+    """TrainingError when a parameter or buffer holds NaN or inf (never checkpoint such weights)."""
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise TrainingError(f"the weights of {name} became non-finite")
+
+
+def non_finite_advice(
+    error: TrainingError, *, epoch: int, out: Path, saved_epoch: int, lr: float
+) -> str:
+    """The message for a run stopped by a non-finite loss or weights: where, what is kept, what to do."""
+    if saved_epoch == 0:
+        return (
+            f"{error} in epoch {epoch}; no checkpoint was written yet. Start again with a lower "
+            f"learning rate (e.g. --lr {lr / 10:g}) in a new --out folder, or check the data"
+        )
+    return (
+        f"{error} in epoch {epoch}; the last good checkpoint (epoch {saved_epoch}) is kept in "
+        f"{out / CHECKPOINT}. Continue from it with a lower learning rate: piade fit --resume "
+        f"--out {out} --lr {lr / 10:g} (or check the data)"
+    )

@@ -114,12 +114,12 @@ def test_an_existing_run_is_not_overwritten(tmp_path: Path) -> None:
 
 def test_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
     fit(normal_set(8), tmp_path, model_config=MODEL, train_config=_config(epochs=1))
-    with pytest.raises(CheckpointError, match=r"train\.lr"):
+    with pytest.raises(CheckpointError, match=r"train\.weight_decay"):
         fit(
             normal_set(8),
             tmp_path,
             model_config=MODEL,
-            train_config=_config(epochs=2, lr=0.1),
+            train_config=_config(epochs=2, weight_decay=0.1),
             resume=True,
         )
 

@@ -49,7 +49,8 @@ class DiskCache:
             f"{CACHE_FORMAT}|{RESIZE_METHOD}|{kind}|{size}|{os.path.abspath(path)}|"
             f"{stat.st_size}|{stat.st_mtime_ns}"
         )
-        digest = hashlib.sha1(identity.encode(), usedforsecurity=False).hexdigest()
+        raw = identity.encode("utf-8", "surrogateescape")  # file names need not be UTF-8
+        digest = hashlib.sha1(raw, usedforsecurity=False).hexdigest()
         return self.folder / digest[:2] / f"{digest}.npy"
 
     def fetch(

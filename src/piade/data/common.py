@@ -71,10 +71,14 @@ def require_dir(path: Path, expected: str) -> Path:
 
 
 def is_image_file(path: Path) -> bool:
-    """True for visible files with an image extension (hidden files such as ``._x.png`` are not)."""
-    return (
-        path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".") and path.is_file()
-    )
+    """True for visible files with an image extension (hidden files such as ``._x.png`` are not).
+
+    A symbolic link with an image extension that leads nowhere (dangling, or a loop) counts too, so
+    that it is reported as unreadable (or skipped with a warning) instead of vanishing silently.
+    """
+    if path.suffix.lower() not in IMAGE_EXTENSIONS or path.name.startswith("."):
+        return False
+    return path.is_file() or (path.is_symlink() and not path.exists())
 
 
 def list_images(folder: Path, *, required: bool = True) -> list[Path]:
@@ -86,7 +90,7 @@ def list_images(folder: Path, *, required: bool = True) -> list[Path]:
     if required and not files:
         raise DataError(
             f"no images found in {folder}; expected files ending in "
-            f"{', '.join(sorted(IMAGE_EXTENSIONS))}"
+            f"{', '.join(sorted(IMAGE_EXTENSIONS))}. Add images to it, or remove the empty folder"
         )
     return files
 

@@ -4,11 +4,15 @@ Images become RGB uint8 (grey is repeated to three channels, transparency is com
 16-bit grey is scaled to 8 bits) and are resized with antialiased bilinear interpolation; masks are
 binarised, resized with nearest-neighbour sampling at pixel centres and binarised again, so a mask
 stays aligned with its image and keeps values in {0, 1}.
+
+Files are untrusted input: any failure of the decoder (Pillow raises many exception types on
+malformed data) becomes one :class:`~piade.errors.DataError` naming the file, and images above
+Pillow's decompression-bomb limit are refused before their pixels are allocated.
 """
 
 from __future__ import annotations
 
-import warnings
+import os
 
 import numpy as np
 import torch
@@ -18,14 +22,10 @@ from PIL import Image, UnidentifiedImageError
 from piade.errors import DataError
 
 RESIZE_METHOD = "torch-bilinear-antialias/nearest-exact"  # part of the disk cache key
-_DECODE_ERRORS = (
-    OSError,
-    UnidentifiedImageError,
-    ValueError,
-    SyntaxError,
-    Image.DecompressionBombError,
+_FIX = (
+    "replace or delete the file, or leave such files out with --on-error skip "
+    "(on_error='skip' in Python)"
 )
-_FIX = "replace or delete the file, or pass on_error='skip' to leave it out"
 
 
 def read_rgb(path: str) -> np.ndarray:
@@ -34,13 +34,45 @@ def read_rgb(path: str) -> np.ndarray:
     Images beyond Pillow's decompression-bomb limit (about 89 megapixels) are refused too.
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                image.load()
-                return _to_rgb(image)
-    except (*_DECODE_ERRORS, Image.DecompressionBombWarning) as error:
-        raise DataError(f"cannot read image {path}: {error}; {_FIX}") from error
+        with _open(path) as image:
+            image.load()
+            return _to_rgb(image)
+    except Exception as error:  # any decoder failure on untrusted bytes (see the module doc)
+        raise DataError(f"cannot read image {path}: {_reason(error, path)}; {_FIX}") from error
+
+
+def _open(path: str) -> Image.Image:
+    """``Image.open`` that refuses images above Pillow's pixel limit (about 89 megapixels).
+
+    Pillow itself only warns between one and two times its limit; the check is done here rather
+    than by turning that warning into an error, because warning filters are process-wide and
+    files are decoded in several threads at once.
+    """
+    image = Image.open(path)
+    limit, pixels = Image.MAX_IMAGE_PIXELS, image.width * image.height
+    if limit is not None and pixels > limit:
+        image.close()
+        raise Image.DecompressionBombError(
+            f"Image size ({image.width}x{image.height} = {pixels} pixels) exceeds the limit of "
+            f"{limit} pixels, could be a decompression bomb"
+        )
+    return image
+
+
+def _reason(error: Exception, path: str) -> str:
+    """What went wrong, in words: the error's message, or its type when it has none."""
+    if isinstance(error, UnidentifiedImageError):
+        empty = os.path.isfile(path) and os.path.getsize(path) == 0
+        return "the file is empty (0 bytes)" if empty else "not an image file Pillow can identify"
+    if isinstance(error, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        text = str(error).strip().rstrip(".")
+        return f"{text}; images this large are refused (resize or tile it first)"
+    if isinstance(error, MemoryError):
+        return "not enough memory to decode it"
+    if isinstance(error, OSError) and (error.strerror or str(error).strip()):
+        return error.strerror or str(error).strip()  # e.g. "image file is truncated"
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else f"malformed file ({type(error).__name__})"
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:
@@ -58,11 +90,11 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
 def read_mask(path: str) -> np.ndarray:
     """Decode a mask file to bool (H, W): values > 0 for 0/1 masks, >= 128 for 0/255 masks."""
     try:
-        with Image.open(path) as image:
+        with _open(path) as image:
             image.load()
             grey = np.array(image if image.mode in ("1", "L") else image.convert("L"))
-    except _DECODE_ERRORS as error:
-        raise DataError(f"cannot read mask {path}: {error}; {_FIX}") from error
+    except Exception as error:
+        raise DataError(f"cannot read mask {path}: {_reason(error, path)}; {_FIX}") from error
     if grey.dtype == np.bool_ or grey.max(initial=0) <= 1:
         return grey > 0
     return grey >= 128
@@ -71,10 +103,10 @@ def read_mask(path: str) -> np.ndarray:
 def stored_size(path: str, what: str = "image") -> tuple[int, int]:
     """(width, height) from the file's header, without decoding the pixels."""
     try:
-        with Image.open(path) as image:
+        with _open(path) as image:
             return image.size
-    except _DECODE_ERRORS as error:
-        raise DataError(f"cannot read {what} {path}: {error}; {_FIX}") from error
+    except Exception as error:
+        raise DataError(f"cannot read {what} {path}: {_reason(error, path)}; {_FIX}") from error
 
 
 def check_mask_size(image_path: str, mask_path: str) -> None:
@@ -84,7 +116,8 @@ def check_mask_size(image_path: str, mask_path: str) -> None:
         raise DataError(
             f"mask {mask_path} is {mask_size[0]}x{mask_size[1]} px but its image {image_path} is "
             f"{image_size[0]}x{image_size[1]} px; a mask must have its image's size. Replace the "
-            "mask (or resize it with nearest-neighbour sampling)"
+            "mask (or resize it with nearest-neighbour sampling), or leave the image out with "
+            "--on-error skip"
         )
 
 
