@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck pytest clean
+.PHONY: install demo test lint typecheck pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/speed.py
 
 clean:
 	rm -rf $(VENV) piade-demo build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -93,8 +93,9 @@ def test_pickled_code_is_never_run(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     path = tmp_path / "evil.pth"
     with path.open("wb") as f:
         pickle.dump({"conv1.weight": _Payload()}, f)
-    with pytest.raises(WeightsError, match="cannot read weights file"):
+    with pytest.raises(WeightsError, match="could run code\\); it was not loaded") as caught:
         resolve_weights(path, arch="resnet18")
+    assert "evil.pth" in str(caught.value) and "\n" not in str(caught.value)
     assert not (tmp_path / "PWNED").exists()
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -103,6 +104,12 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
     """Read a state_dict saved with ``torch.save`` without unpickling arbitrary objects."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:  # weights_only refused an object: nothing was run
+        raise WeightsError(
+            f"weights file {path} holds Python objects other than tensors (a pickle that could "
+            "run code); it was not loaded. Save a plain state_dict with torch.save(model."
+            "state_dict(), path) or pass another file"
+        ) from error
     except Exception as error:
         raise WeightsError(
             f"cannot read weights file {path}: {type(error).__name__}: {error}. It must be a "
