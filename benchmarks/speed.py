@@ -73,12 +73,19 @@ def counted_flops(run: Callable[[], None]) -> float:
     return float(counter.get_total_flops())
 
 
-def measure(size: int, batch: int, device: torch.device, repeats: int, steps: int) -> list[dict]:
-    """The train and infer records of one image size."""
+def measure(
+    size: int, batch: int, device: torch.device, repeats: int, steps: int, variant: set[str]
+) -> list[dict]:
+    """The train and infer records of one image size; ``variant`` names the optimisations on."""
     model = build_model(ModelConfig(image_size=size), encoder_weights=None).to(device)
     criterion = ReconstructionLoss(build_perceptual_network("vgg11", weights=None)).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    fused = {"fused": True} if "fused-adam" in variant else {}
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4, **fused)
     images = torch.rand(batch, 3, size, size, device=device)
+    if "channels-last" in variant:
+        model = model.to(memory_format=torch.channels_last)
+        criterion = criterion.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
 
     def forward_backward() -> None:
         out = model(images)
@@ -123,6 +130,13 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3, help="timed blocks per figure")
     parser.add_argument("--steps", type=int, default=1, help="steps per timed block")
+    parser.add_argument(
+        "--variant",
+        nargs="*",
+        default=[],
+        choices=("channels-last", "fused-adam"),
+        help="optimisations to try (recorded in docs/performance.md)",
+    )
     args = parser.parse_args()
     device = resolve_device(args.device)
     torch.manual_seed(0)
@@ -131,7 +145,8 @@ def main() -> None:
     for size in args.sizes:
         batch = args.batch_size or DEFAULT_BATCH.get(size, 32)
         rate = matmul_gflops(device, args.repeats)  # next to each size: the machine drifts
-        for record in measure(size, batch, device, args.repeats, args.steps):
+        for record in measure(size, batch, device, args.repeats, args.steps, set(args.variant)):
+            record["variant"] = "+".join(sorted(args.variant)) or "eager"
             record["matmul_gflops"] = rate
             record["achieved_gflops"] = record["images_per_s"] * record["gflop_per_image"]
             record["efficiency"] = record["achieved_gflops"] / rate
