@@ -14,6 +14,11 @@ import torch
 from PIL import Image
 
 TINY_BACKBONE = "timm:test_efficientnet"
+# CLI flags for a fast fit on CPU: tiny images and network, random weights (nothing to download)
+FAST_FIT = [
+    "--image-size", "32", "--batch-size", "8", "--encoder-weights", "none",
+    "--perceptual-weights", "none", "--device", "cpu", "--backbone", TINY_BACKBONE,
+]  # fmt: skip
 
 
 def normal_image(rng: np.random.Generator, size: int) -> np.ndarray:

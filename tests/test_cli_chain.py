@@ -7,24 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.fakes import TINY_BACKBONE, write_mvtec
+from tests.fakes import FAST_FIT, write_mvtec
 
 from piade.cli import main
 
-FAST = [
-    "--image-size",
-    "32",
-    "--batch-size",
-    "8",
-    "--encoder-weights",
-    "none",
-    "--perceptual-weights",
-    "none",
-    "--device",
-    "cpu",
-    "--backbone",
-    TINY_BACKBONE,
-]
+FAST = FAST_FIT
 
 
 @pytest.fixture(scope="module")

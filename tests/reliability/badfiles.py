@@ -10,21 +10,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tests.fakes import FAST_FIT
 
-FAST = [
-    "--image-size",
-    "32",
-    "--batch-size",
-    "8",
-    "--encoder-weights",
-    "none",
-    "--perceptual-weights",
-    "none",
-    "--device",
-    "cpu",
-    "--backbone",
-    "timm:test_efficientnet",
-]
+FAST = FAST_FIT
 
 
 def pixels(size: int = 16, seed: int = 0, *, height: int | None = None) -> np.ndarray:

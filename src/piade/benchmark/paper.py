@@ -19,19 +19,6 @@ CITATION = (
     "30(10), 2020"
 )
 
-CIFAR10_CLASSES = (
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-)
-
 
 @dataclass(frozen=True)
 class PaperTable:

@@ -17,7 +17,8 @@ from typing import Any
 
 from piade.benchmark.ablation import ablation_table, render_ablation, write_ablation_chart
 from piade.benchmark.methods import METHODS
-from piade.benchmark.paper import CIFAR10_CLASSES, CITATION, PAPER_TABLES, paper_mean, paper_value
+from piade.benchmark.paper import CITATION, PAPER_TABLES, paper_mean, paper_value
+from piade.data.cifar10 import CIFAR10_CLASSES
 from piade.data.mvtec import MVTEC_CATEGORIES
 
 METRICS = ("image_auroc", "pixel_auroc", "aupro")
