@@ -20,7 +20,7 @@ from piade.errors import PiadeError
 
 CHECKPOINT_FORMAT = "piade-checkpoint-1"
 # Settings that may change when a run is resumed; every other one must match the checkpoint.
-RESUMABLE_CHANGES = ("epochs", "device", "precision", "checkpoint_every", "lr")
+RESUMABLE_CHANGES = ("epochs", "device", "precision", "checkpoint_every", "lr", "compile")
 
 
 class CheckpointError(PiadeError, ValueError):

@@ -22,6 +22,7 @@ from piade import cli_args
 from piade.cli_checks import describe_os_error, preflight
 from piade.config import ModelConfig
 from piade.errors import PiadeError, printable
+from piade.runtime import keep_freed_memory
 
 if TYPE_CHECKING:
     _StreamHandler = logging.StreamHandler[TextIO]
@@ -180,6 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = cli_args.parse_args(argv)
             args.argv = argv
             preflight(args)
+            keep_freed_memory()  # CPU speed: see piade.runtime
             return HANDLERS[args.verb](args)
     except PiadeError as error:
         if debug:

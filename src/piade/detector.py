@@ -20,7 +20,7 @@ from torch import nn
 from piade.config import ModelConfig
 from piade.losses import ReconstructionLoss, build_perceptual_network
 from piade.modelfile import ModelFileError, read_model_file, write_model_file
-from piade.runtime import resolve_device
+from piade.runtime import memory_format, resolve_device
 from piade.scoring import MAP_KINDS, RESIDUALS, combine_maps, score_images
 
 
@@ -117,8 +117,10 @@ class Detector:
         return next(self.model.parameters()).device
 
     def to(self, device: str | torch.device) -> Detector:
-        self.model.to(device)
-        self.criterion.to(device)
+        """Move to ``device``, in the layout piade runs in there (see :func:`memory_format`)."""
+        layout = memory_format(torch.device(device))
+        self.model.to(device).to(memory_format=layout)
+        self.criterion.to(device).to(memory_format=layout)
         return self
 
     @torch.no_grad()

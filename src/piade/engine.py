@@ -32,7 +32,13 @@ from piade.errors import ConfigError
 from piade.losses import ReconstructionLoss, build_perceptual_network
 from piade.model import build_model
 from piade.modelfile import MODEL_FILENAME
-from piade.runtime import autocast_dtype, distributed_context, resolve_device, seed_everything
+from piade.runtime import (
+    autocast_dtype,
+    distributed_context,
+    memory_format,
+    resolve_device,
+    seed_everything,
+)
 from piade.scoring import MAP_KINDS, RESIDUALS, combine_maps, score_images
 from piade.training import (
     CHECKPOINT,
@@ -42,6 +48,8 @@ from piade.training import (
     TrainConfig,
     TrainingError,
     check_finite_parameters,
+    compile_advice,
+    compiled_loss_terms,
     epoch_batches,
     non_finite_advice,
     split_calibration,
@@ -90,17 +98,24 @@ def fit(
         seed_everything(cfg.seed)
         images = stack_images(train_set).to(device)
         fit_idx, cal_idx = split_calibration(len(images), cfg.calibration_fraction, cfg.seed)
-        model = build_model(model_config, encoder_weights=cfg.encoder_weights).to(device)
+        layout = memory_format(device)
+        model = build_model(model_config, encoder_weights=cfg.encoder_weights)
+        model = model.to(device).to(memory_format=layout)
         perceptual = build_perceptual_network(cfg.perceptual_net, weights=cfg.perceptual_weights)
-        criterion = ReconstructionLoss(
-            perceptual, perceptual_weight=cfg.perceptual_weight, ssim_weight=cfg.ssim_weight
-        ).to(device)
+        criterion = (
+            ReconstructionLoss(
+                perceptual, perceptual_weight=cfg.perceptual_weight, ssim_weight=cfg.ssim_weight
+            )
+            .to(device)
+            .to(memory_format=layout)
+        )
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         run = {"model": model_config.to_dict(), "train": cfg.to_dict(), "data": data_info or {}}
         start = _prepare_run(out, run, model, optimizer, resume=resume, is_main=ddp.is_main)
         amp = autocast_dtype(cfg.precision, device)
         scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
         trained: nn.Module = DistributedDataParallel(model) if ddp.enabled else model
+        forward = compiled_loss_terms(cfg.compile)
         last: dict[str, float] = {}
         saved = start  # the epoch of the last good checkpoint
         bar = tqdm(
@@ -117,12 +132,26 @@ def fit(
                 len(fit_idx), cfg.batch_size, seed=cfg.seed, epoch=epoch, ddp=ddp
             )
             batches = [fit_idx[b] for b in batches]
+            if batches:  # one copy of the epoch's order to the device, none per batch
+                on_device = torch.cat(batches).to(device, non_blocking=True)
+                batches = list(on_device.split([len(b) for b in batches]))
             try:
                 sums = train_epoch(
-                    trained, criterion, optimizer, images, batches, amp=amp, scaler=scaler
+                    trained,
+                    criterion,
+                    optimizer,
+                    images,
+                    batches,
+                    amp=amp,
+                    scaler=scaler,
+                    forward=forward,
                 )
                 check_finite_parameters(model)
-            except TrainingError as error:
+            except Exception as error:
+                if type(error).__module__.startswith(("torch._dynamo", "torch._inductor")):
+                    raise ConfigError(compile_advice(cfg.compile, error)) from error
+                if not isinstance(error, TrainingError):
+                    raise
                 advice = non_finite_advice(
                     error, epoch=epoch + 1, out=out, saved_epoch=saved, lr=cfg.lr
                 )

@@ -53,6 +53,10 @@ def _symmetric_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
     """Pad the last two dims by mirroring with the edge repeated (scipy's 'reflect' mode)."""
     for dim in (-2, -1):
         n = x.shape[dim]
+        if n >= pad:  # flipped slices: far cheaper than a gather, forward and backward
+            before, after = x.narrow(dim, 0, pad).flip(dim), x.narrow(dim, n - pad, pad).flip(dim)
+            x = torch.cat([before, x, after], dim=dim)
+            continue
         index = (
             torch.cat(
                 [

@@ -23,6 +23,7 @@ from torch import nn
 from piade.losses import LossTerms, ReconstructionLoss
 from piade.model.network import ModelOutput
 from piade.preprocess import to_signed
+from piade.runtime import memory_format
 
 MAP_KINDS = ("combined", "ssim", "perceptual", "mse")
 RESIDUALS = ("ssim", "perceptual", "mse")
@@ -68,6 +69,7 @@ def score_images(
     model: nn.Module, criterion: ReconstructionLoss, images: torch.Tensor
 ) -> RawScores:
     """Score images (B, 3, H, W) in [0, 1] with the model in eval mode (longest vector decoded)."""
+    images = images.contiguous(memory_format=memory_format(images.device))
     was_training = model.training
     model.eval()
     try:
