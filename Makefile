@@ -35,6 +35,7 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/latency.py
 
 clean:
 	rm -rf $(VENV) piade-demo build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -99,7 +99,7 @@ def main() -> None:
                 "calls": times,
                 "onnx_max_abs_difference": difference,
             }
-            print(json.dumps({k: round(v, 4) if isinstance(v, float) else v
+            print(json.dumps({k: float(f"{v:.4g}") if isinstance(v, float) else v
                               for k, v in record.items()}), flush=True)  # fmt: skip
             records.append(record)
     print(f"\n{'runtime':>12} {'batch':>5} {'median ms':>10} {'p90 ms':>8} {'img/s':>8}")

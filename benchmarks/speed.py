@@ -5,7 +5,7 @@ For each image size it measures, in one run:
 * training images/s: the engine's full step (forward, the three-term loss, backward, Adam);
 * inference images/s: scoring (forward with the longest vector, loss terms and anomaly maps);
 * FLOPs per image of each, counted by ``torch.utils.flop_counter`` (matmuls and convolutions);
-* the machine's dense float32 matmul rate (square ``torch.mm``), probed right before every timed
+* the machine's dense matmul rate (square ``torch.mm``; float32 on CPU, bf16 on GPU), probed before every timed
   block, so each block has its own rate and efficiency (the machine drifts);
 * the efficiency: achieved FLOP/s (images/s x FLOPs per image) / matmul FLOP/s;
 * peak memory (resident set size on CPU, the allocator's peak on CUDA).
@@ -14,7 +14,7 @@ Figures are medians over ``--repeats`` timed blocks after a warm-up step. It run
 settings (channels_last, glibc keeping freed memory; bf16 autocast on GPU); ``--without`` and
 ``--with`` change them. ``--compare OPTION`` times the settings with and without OPTION in
 alternating blocks of one run and prints the median ratio: the fair way to judge one change on a
-noisy machine. Prints one JSON line per configuration, then a table. Random weights (speed does not
+noisy machine (``keep-freed-memory`` is process-wide: compare it with two runs). Prints one JSON line per configuration, then a table. Random weights (speed does not
 depend on them), the paper's architecture (SE-ResNet18, VGG-11 perceptual features).
 
     python benchmarks/speed.py                       # sizes 32, 120, 256 on the CPU (make bench)
@@ -25,11 +25,10 @@ depend on them), the paper's architecture (SE-ResNet18, VGG-11 perceptual featur
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -62,13 +61,17 @@ def timed(run: Callable[[], None], device: torch.device) -> float:
 
 
 class MatmulProbe:
-    """Dense float32 matmul rate, GFLOP/s: the best of three square products, taken just now."""
+    """Dense matmul rate, GFLOP/s: the best of three square products, taken just now.
+
+    float32 on the CPU; on a GPU in the training's autocast dtype (bf16), the rate its work runs at.
+    """
 
     def __init__(self, device: torch.device) -> None:
         n = MATMUL_N.get(device.type, 2048)
+        dtype = autocast_dtype("auto", device) or torch.float32
         self.a, self.b, self.n, self.device = (
-            torch.randn(n, n, device=device),
-            torch.randn(n, n, device=device),
+            torch.randn(n, n, device=device, dtype=dtype),
+            torch.randn(n, n, device=device, dtype=dtype),
             n,
             device,
         )
@@ -97,13 +100,6 @@ class Setup:
         self.images = self.images.contiguous(memory_format=layout)
         self.amp = autocast_dtype("auto", device)
         self.forward = compiled_loss_terms("default" if "compile" in options else None)
-
-    @contextlib.contextmanager
-    def active(self) -> Iterator[None]:
-        """Process-wide settings of these options (glibc's malloc), for the ``with`` block."""
-        if self.device.type == "cpu":
-            keep_freed_memory("keep-freed-memory" in self.options)
-        yield
 
     def forward_backward(self) -> None:
         terms = self.forward(self.model, self.criterion, self.images, self.amp)
@@ -155,16 +151,15 @@ def measure(
         peaks = {}
         for i, setup in enumerate(setups):  # warm-up (and compilation) outside the timing
             step = setup.train_step if mode == "train" else setup.infer_step
-            with setup.active(), peak_memory(device) as peak:
+            with peak_memory(device) as peak:
                 step()
                 step()
             peaks[i] = peak
         for _ in range(repeats):
             for i, setup in enumerate(setups):
                 step = setup.train_step if mode == "train" else setup.infer_step
-                with setup.active():
-                    rate = probe()
-                    seconds = timed(lambda step=step: [step() for _ in range(steps)], device)
+                rate = probe()
+                seconds = timed(lambda step=step: [step() for _ in range(steps)], device)
                 samples[i].append((batch * steps / seconds, rate))
         for i, setup in enumerate(setups):
             rates = [r for _, r in samples[i]]
@@ -203,9 +198,16 @@ def main() -> None:
         "--compare", choices=OPTIONS, help="time the settings with and without this option"
     )
     args = parser.parse_args()
+    if args.compare == "keep-freed-memory":  # a heap grown once serves the other setting too
+        parser.error(
+            "keep-freed-memory is process-wide: compare two runs, one with "
+            "--without keep-freed-memory"
+        )
     device = resolve_device(args.device)
     torch.manual_seed(0)
-    base = frozenset(ENGINE) | set(args.add) - set(args.without)
+    base = (frozenset(ENGINE) | set(args.add)) - set(args.without)
+    if "keep-freed-memory" in base and device.type == "cpu":
+        keep_freed_memory()
     option_sets = [base]
     if args.compare:
         option_sets = [base - {args.compare}, base | {args.compare}]

@@ -11,6 +11,7 @@ from piade.detector import Calibration, Detection, Detector, load
 from piade.engine import fit
 from piade.losses import LossTerms, ReconstructionLoss, build_perceptual_network, ssim
 from piade.model import ModelOutput, PyramidalCapsuleAutoencoder, build_model
+from piade.runtime import keep_freed_memory
 from piade.training import TrainConfig
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "build_model",
     "build_perceptual_network",
     "fit",
+    "keep_freed_memory",
     "load",
     "ssim",
 ]

@@ -165,23 +165,27 @@ def train_epoch(
     scaler: torch.amp.GradScaler | None,
     on_batch: Callable[[], None] = lambda: None,
     forward: Callable[..., LossTerms] = loss_terms,
+    check_every_batch: bool | None = None,
 ) -> dict[str, float]:
     """One pass over ``batches`` of the uint8 ``images`` (N, 3, H, W); returns summed terms.
 
     ``forward`` computes a batch's loss terms (:func:`loss_terms` or its compiled form). Give the
     batches' indices on the images' device: on a GPU the epoch then makes no host-device copy and
-    no synchronisation (the loss is checked for NaN once, at the end; on the CPU after each batch).
+    no synchronisation: the loss is checked for NaN at the end of the epoch, and after every batch
+    only where ``check_every_batch`` says so (default: on the CPU, where the check costs nothing).
     """
     model.train()
     device = images.device
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # total, mse, perceptual, ssim
     layout, seen = memory_format(device), 0
+    if check_every_batch is None:
+        check_every_batch = device.type == "cpu"
     for index in batches:
         batch = images[index.to(device)].float() / 255  # (B, 3, H, W) in [0, 1]
         batch = batch.contiguous(memory_format=layout)
         terms = forward(model, criterion, batch, amp)
         loss = terms.total.mean()
-        if device.type == "cpu" and not torch.isfinite(loss):
+        if check_every_batch and not torch.isfinite(loss):
             raise TrainingError("the loss became non-finite")
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:

@@ -17,11 +17,11 @@ from piade import ModelConfig
 from piade.detector import load
 from piade.engine import fit
 from piade.errors import ConfigError
-from piade.losses import ReconstructionLoss, build_perceptual_network
+from piade.losses import LossTerms, ReconstructionLoss, build_perceptual_network
 from piade.model import build_model
 from piade.runtime import keep_freed_memory
 from piade.scoring import score_images
-from piade.training import TrainConfig, loss_terms
+from piade.training import TrainConfig, TrainingError, loss_terms, train_epoch
 
 GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
@@ -131,3 +131,49 @@ def test_a_failed_compilation_is_one_clear_message(
     config = ModelConfig(image_size=32, backbone=TINY_BACKBONE)
     with pytest.raises(ConfigError, match=r"--compile default failed \(no C\+\+ compiler found\)"):
         fit(normal_set(10), tmp_path, model_config=config, train_config=_config(compile="default"))
+
+
+def _tiny_step_parts() -> tuple[torch.nn.Module, ReconstructionLoss, torch.optim.Optimizer]:
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(image_size=32, backbone=TINY_BACKBONE), encoder_weights=None)
+    criterion = ReconstructionLoss(build_perceptual_network(weights=None))
+    return model, criterion, torch.optim.Adam(model.parameters())
+
+
+def test_without_per_batch_checks_a_nan_loss_is_caught_at_the_end_of_the_epoch() -> None:
+    """The GPU's way (no synchronisation per batch), run on the CPU."""
+    model, criterion, optimizer = _tiny_step_parts()
+    images = (torch.rand(8, 3, 32, 32) * 255).to(torch.uint8)
+    batches = [torch.arange(0, 4), torch.arange(4, 8)]
+    calls = []
+
+    def nan_in_the_first_batch(*args: object) -> LossTerms:
+        terms = loss_terms(*args)  # type: ignore[arg-type]
+        calls.append(1)
+        return terms._replace(total=terms.total * float("nan")) if len(calls) == 1 else terms
+
+    with pytest.raises(TrainingError, match="the loss became non-finite"):
+        train_epoch(
+            model,
+            criterion,
+            optimizer,
+            images,
+            batches,
+            amp=None,
+            scaler=None,
+            forward=nan_in_the_first_batch,
+            check_every_batch=False,
+        )
+    assert len(calls) == 2  # the epoch ran on: no synchronisation after each batch
+
+
+def test_the_training_step_runs_under_bf16_autocast() -> None:
+    """The GPU's precision, on the CPU's bf16 autocast: the same code path and close losses."""
+    model, criterion, _ = _tiny_step_parts()
+    batch = torch.rand(4, 3, 32, 32)
+    full = loss_terms(model, criterion, batch, None).total
+    half = loss_terms(model, criterion, batch, torch.bfloat16)
+    half.total.sum().backward()
+    assert half.total.dtype == torch.float32  # the loss is always computed in float32
+    torch.testing.assert_close(half.total.detach(), full.detach(), rtol=5e-2, atol=1e-3)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

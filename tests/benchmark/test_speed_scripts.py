@@ -1,0 +1,80 @@
+"""The speed scripts of ``make bench`` and ``benchmarks/gpu.sh`` run and print consistent figures.
+
+Tiny settings on the CPU: these check the scripts work and that their figures hang together
+(efficiency = achieved / matmul rate, one record per size, mode and setting), never a speed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _run(script: str, *args: str) -> list[dict]:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+def test_speed_prints_one_record_per_size_mode_and_setting() -> None:
+    args = ["--sizes", "32", "--batch-size", "4", "--repeats", "2", "--compare", "channels-last"]
+    machine, *records = _run("speed.py", *args)
+    assert machine["machine"]["device"] == "cpu"
+    assert [(r["mode"], r["settings"]) for r in records] == [
+        ("train", "keep-freed-memory"),
+        ("train", "channels-last+keep-freed-memory"),
+        ("infer", "keep-freed-memory"),
+        ("infer", "channels-last+keep-freed-memory"),
+    ]
+    for r in records:
+        assert (
+            r["image_size"] == 32 and r["batch_size"] == 4 and len(r["samples_images_per_s"]) == 2
+        )
+        assert r["images_per_s"] > 0 and r["matmul_gflops"] > 0
+        assert r["achieved_gflops"] == pytest.approx(r["images_per_s"] * r["gflop_per_image"], 1e-3)
+        assert 0 < r["efficiency"] < 2
+    train, infer = records[0], records[2]
+    assert train["gflop_per_image"] > 2 * infer["gflop_per_image"]  # backward costs about 2x
+
+
+def test_speed_refuses_to_compare_a_process_wide_setting() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "speed.py"), "--compare", "keep-freed-memory"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2 and "--without keep-freed-memory" in done.stderr
+
+
+def test_latency_compares_pytorch_and_onnx_runtime() -> None:
+    pytest.importorskip("onnxruntime")
+    args = ["--size", "32", "--batch-size", "4", "--runs", "3", "--repeats", "2"]
+    _, *records = _run("latency.py", *args)
+    assert [(r["runtime"], r["batch_size"]) for r in records] == [
+        ("pytorch", 1),
+        ("onnxruntime", 1),
+        ("pytorch", 4),
+        ("onnxruntime", 4),
+    ]
+    assert all(r["median_ms"] > 0 and r["p90_ms"] >= r["median_ms"] * 0.5 for r in records)
+    assert all(r["onnx_max_abs_difference"] <= 1e-4 for r in records)
+
+
+def test_fit_time_runs_the_engine_on_synthetic_data() -> None:
+    args = ["--device", "cpu", "--shape", "cifar10", "--epochs", "2", "--images", "12"]
+    (record,) = _run("fit_time.py", *args, "--batch-size", "4")
+    assert record["train_images"] == 12 and record["image_size"] == 32 and record["epochs"] == 2
+    assert record["seconds"] > 0 and record["machine"]["device"] == "cpu"
