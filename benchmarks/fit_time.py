@@ -73,7 +73,8 @@ def main() -> None:
             seconds = time.perf_counter() - tic
             epochs = [json.loads(line) for line in open(f"{out}/metrics.jsonl")]
         device = next(result.model.parameters()).device
-        steady = sorted(e["images_per_s"] for e in epochs[1:]) or [epochs[0]["images_per_s"]]
+        steady = epochs[1:] or epochs  # the first epoch includes compilation and warm-up
+        speeds = sorted(e["images_per_s"] for e in steady)
         record = {
             "shape": shape,
             "train_images": len(data),
@@ -84,7 +85,8 @@ def main() -> None:
             "compile": args.compile,
             "seconds": round(seconds, 2),
             "first_epoch_seconds": round(epochs[0]["seconds"], 2),
-            "median_images_per_s_after_epoch_1": round(steady[len(steady) // 2], 1),
+            "median_epoch_images_per_s": round(speeds[len(speeds) // 2], 1),
+            "epochs_in_median": len(speeds),  # all but the first, when there are several
             "last_loss": round(epochs[-1]["loss"], 5),
             "machine": device_description(device),
         }

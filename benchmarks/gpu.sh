@@ -3,6 +3,9 @@
 #
 #     bash benchmarks/gpu.sh [OUT] [EPOCHS]        # OUT: runs/gpu, EPOCHS: 400 (the paper's)
 #
+# DEVICE=cpu SIZES=32 bash benchmarks/gpu.sh /tmp/smoke 1   runs the same steps on a CPU, as a check
+# of the script itself (the gpu tests are then skipped).
+#
 # It needs torch with CUDA and piade's dependencies; it runs the source tree (PYTHONPATH=src).
 #   1. the tests marked gpu (CUDA training with bf16 autocast, compile, detector on the GPU);
 #   2. benchmarks/speed.py on the GPU at 120 and 256 px (batch 120 and 32, bf16 autocast);
@@ -14,13 +17,19 @@ set -euo pipefail
 OUT=${1:-runs/gpu}
 EPOCHS=${2:-400}
 PY=${PYTHON:-python3}
+DEVICE=${DEVICE:-cuda}
+SIZES=${SIZES:-120 256}
 mkdir -p "$OUT"
 export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+if [ "$DEVICE" != cpu ]; then
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+fi
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$OUT/gpu.txt"
 $PY -m pytest -q -m gpu -p no:cacheprovider tests 2>&1 | tee "$OUT/tests.log"
-$PY benchmarks/speed.py --device cuda --sizes 120 256 --repeats 5 --steps 5 | tee "$OUT/speed.txt"
-$PY benchmarks/fit_time.py --device cuda --shape mvtec cifar10 --epochs "$EPOCHS" | tee "$OUT/fit.jsonl"
-$PY benchmarks/fit_time.py --device cuda --shape mvtec cifar10 --epochs "$EPOCHS" --compile \
+# shellcheck disable=SC2086  # SIZES is a list
+$PY benchmarks/speed.py --device "$DEVICE" --sizes $SIZES --repeats 5 --steps 5 | tee "$OUT/speed.txt"
+$PY benchmarks/fit_time.py --device "$DEVICE" --shape mvtec cifar10 --epochs "$EPOCHS" \
+    | tee "$OUT/fit.jsonl"
+$PY benchmarks/fit_time.py --device "$DEVICE" --shape mvtec cifar10 --epochs "$EPOCHS" --compile \
     | tee -a "$OUT/fit.jsonl"
