@@ -72,3 +72,29 @@ def test_prediction_matrices_apply_per_capsule() -> None:
     u_hat = torch.einsum("ijdk,bik->bijd", layer.weight, u)
     s = 0.5 * u_hat.sum(dim=1)  # one iteration: c = 1/2 everywhere
     torch.testing.assert_close(v, squash(s))
+
+
+def _reference_routing(
+    u_hat: torch.Tensor, *, iterations: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Algorithm 1 written as plainly as possible, on the (B, n_in, n_out, D) layout."""
+    b = torch.zeros(u_hat.shape[:3], dtype=u_hat.dtype)
+    for iteration in range(iterations):
+        c = torch.softmax(b, dim=2)
+        v = squash(torch.einsum("bij,bijd->bjd", c, u_hat))
+        if iteration < iterations - 1:
+            b = b + torch.einsum("bijd,bjd->bij", u_hat, v)
+    return v, c
+
+
+def test_routing_equals_the_plain_algorithm_in_values_and_gradients() -> None:
+    u_hat = torch.randn(3, 40, 2, 16, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(3, 2, 16, dtype=torch.float64)
+    results = []
+    for route in (dynamic_routing, _reference_routing):
+        v, c = route(u_hat, iterations=3)
+        (v * weights).sum().backward()
+        results.append((v.detach(), c.detach(), u_hat.grad.clone()))
+        u_hat.grad = None
+    for fast, plain in zip(*results, strict=True):
+        torch.testing.assert_close(fast, plain, rtol=1e-10, atol=1e-12)
