@@ -190,7 +190,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 120, 256])
     parser.add_argument("--batch-size", type=int, help="default: 120 (32 at 256 px)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=3, help="timed blocks per figure")
+    parser.add_argument("--repeats", type=int, default=5, help="timed blocks per figure")
     parser.add_argument("--steps", type=int, default=1, help="steps per timed block")
     parser.add_argument("--with", dest="add", nargs="*", default=[], choices=OPTIONS)
     parser.add_argument("--without", nargs="*", default=[], choices=OPTIONS)
