@@ -116,6 +116,11 @@ def fit(
         scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
         trained: nn.Module = DistributedDataParallel(model) if ddp.enabled else model
         forward = compiled_loss_terms(cfg.compile)
+        if cfg.compile is not None:
+            log.info(
+                "compiling the training step (mode %s): the first batches take a minute or more",
+                cfg.compile,
+            )
         last: dict[str, float] = {}
         saved = start  # the epoch of the last good checkpoint
         bar = tqdm(
