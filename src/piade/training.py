@@ -206,10 +206,21 @@ def train_epoch(
 
 
 def check_finite_parameters(model: nn.Module) -> None:
-    """TrainingError when a parameter or buffer holds NaN or inf (never checkpoint such weights)."""
-    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise TrainingError(f"the weights of {name} became non-finite")
+    """TrainingError when a parameter or buffer holds NaN or inf (never checkpoint such weights).
+
+    One synchronisation with the device for all tensors, then the first bad one is named.
+    """
+    named = [
+        (name, tensor)
+        for name, tensor in [*model.named_parameters(), *model.named_buffers()]
+        if tensor.is_floating_point()
+    ]
+    if not named:
+        return
+    finite = torch.stack([torch.isfinite(tensor).all() for _, tensor in named])
+    if not bool(finite.all()):
+        first = int((~finite).nonzero()[0])
+        raise TrainingError(f"the weights of {named[first][0]} became non-finite")
 
 
 def non_finite_advice(
