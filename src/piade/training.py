@@ -142,7 +142,18 @@ def compiled_loss_terms(mode: str | None) -> Callable[..., LossTerms]:
     """
     if mode is None:
         return loss_terms
+    notices = logging.getLogger("torch.utils.cpp_extension")
+    if not any(isinstance(f, _NoCudaRuntimeNotice) for f in notices.filters):
+        notices.addFilter(_NoCudaRuntimeNotice())
     return torch.compile(loss_terms, mode=mode)
+
+
+class _NoCudaRuntimeNotice(logging.Filter):
+    """Drops torch's "No CUDA runtime is found" warning: compiling for the CPU with a CUDA build of
+    PyTorch is normal and needs no CUDA runtime, but the warning reads like an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "No CUDA runtime is found" not in record.getMessage()
 
 
 def compile_advice(mode: str | None, error: Exception) -> str:
