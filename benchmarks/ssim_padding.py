@@ -20,12 +20,9 @@ from piade.runtime import keep_freed_memory
 
 
 def gather_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """The padding as piade did it before: a gather along each of the last two dims."""
     for dim in (-2, -1):
-        n = x.shape[dim]
-        index = torch.cat(
-            [torch.arange(pad - 1, -1, -1), torch.arange(n), torch.arange(n - 1, n - 1 - pad, -1)]
-        )
-        x = x.index_select(dim, index.clamp(0, n - 1).to(x.device))
+        x = losses._gather_symmetric_pad(x, pad, dim)
     return x
 
 

@@ -9,7 +9,13 @@ import torch.nn.functional as F
 from skimage.metrics import structural_similarity
 from torch import nn
 
-from piade.losses import ReconstructionLoss, build_perceptual_network, ssim
+from piade.losses import (
+    ReconstructionLoss,
+    _gather_symmetric_pad,
+    _symmetric_pad,
+    build_perceptual_network,
+    ssim,
+)
 
 
 def _skimage_ssim(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -111,3 +117,13 @@ def test_vgg16_features_can_replace_vgg11() -> None:
 def test_unknown_perceptual_network_is_rejected() -> None:
     with pytest.raises(ValueError, match="vgg11"):
         build_perceptual_network("alexnet")
+
+
+@pytest.mark.parametrize("side", [3, 5, 12])
+def test_symmetric_padding_by_slices_equals_the_gather(side: int) -> None:
+    """Flipped slices (sides >= the padding) and the gather fallback pad alike."""
+    x = torch.rand(2, 5, side, side)
+    gathered = _gather_symmetric_pad(_gather_symmetric_pad(x, 5, -2), 5, -1)
+    assert torch.equal(_symmetric_pad(x, 5), gathered)
+    assert torch.equal(gathered[..., 5:-5, 5:-5], x)
+    assert torch.equal(gathered[..., 5, 4], x[..., 0, 0])  # the edge is repeated

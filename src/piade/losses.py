@@ -56,20 +56,18 @@ def _symmetric_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
         if n >= pad:  # flipped slices: far cheaper than a gather, forward and backward
             before, after = x.narrow(dim, 0, pad).flip(dim), x.narrow(dim, n - pad, pad).flip(dim)
             x = torch.cat([before, x, after], dim=dim)
-            continue
-        index = (
-            torch.cat(
-                [
-                    torch.arange(pad - 1, -1, -1),
-                    torch.arange(n),
-                    torch.arange(n - 1, n - 1 - pad, -1),
-                ]
-            )
-            .clamp(0, n - 1)
-            .to(x.device)
-        )
-        x = x.index_select(dim, index)
+        else:  # fewer pixels than the padding: the gather repeats the edge as needed
+            x = _gather_symmetric_pad(x, pad, dim)
     return x
+
+
+def _gather_symmetric_pad(x: torch.Tensor, pad: int, dim: int) -> torch.Tensor:
+    """:func:`_symmetric_pad` along one dim as a gather (``index_select``), for any size."""
+    n = x.shape[dim]
+    index = torch.cat(
+        [torch.arange(pad - 1, -1, -1), torch.arange(n), torch.arange(n - 1, n - 1 - pad, -1)]
+    )
+    return x.index_select(dim, index.clamp(0, n - 1).to(x.device))
 
 
 def ssim(
