@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck pytest bench clean
+.PHONY: install demo test lint typecheck pytest bench convergence clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/latency.py
+
+# Loss terms per epoch against the zero-output and mean-image references, paper-literal settings
+# against the defaults (docs/training.md). Needs real data, e.g.
+#   make convergence ARGS="--data mvtec --root DIR --category bottle --epochs 12 --batch-size 16"
+convergence: $(STAMP)
+	@test -n "$(ARGS)" || { echo 'usage: make convergence ARGS="--data mvtec --root DIR --category bottle --epochs 12"'; exit 2; }
+	$(BIN)/python benchmarks/convergence.py --out runs/convergence \
+		--variant literal="--decoder-init orthogonal --squash-a 1" --variant default="" -- $(ARGS)
 
 clean:
 	rm -rf $(VENV) piade-demo build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -91,3 +91,21 @@ class TensorImages(torch.utils.data.Dataset[dict[str, Any]]):
 def normal_set(n: int, size: int = 32, seed: int = 0) -> TensorImages:
     rng = np.random.default_rng(seed)
     return TensorImages(np.stack([normal_image(rng, size) for _ in range(n)]))
+
+
+def disc_set(n: int, size: int = 32, seed: int = 0) -> TensorImages:
+    """Structured normal images: a bright disc of random centre and radius on a dark background.
+
+    Their mean image is a blurred disc (MSE 0.10 in the [-1, 1] range at 32 px): an output that
+    beats it must follow each image's disc.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    colour = np.array([1.0, 0.8, 0.6])
+    images = []
+    for _ in range(n):
+        cy, cx = rng.uniform(0.35 * size, 0.65 * size, 2)
+        radius = rng.uniform(0.2 * size, 0.3 * size)
+        inside = (yy - cy) ** 2 + (xx - cx) ** 2 < radius**2
+        images.append(np.where(inside, 0.85, 0.15)[..., None] * colour * 255)
+    return TensorImages(np.stack(images).round().astype(np.uint8))

@@ -6,7 +6,9 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from tests.fakes import FAST_FIT, write_mvtec
 
 from piade.cli import main
@@ -73,6 +75,12 @@ def test_evaluate_detects_easy_anomalies(
     assert metrics["image_auroc"] >= 0.9
     assert metrics["pixel_auroc"] >= 0.8 and metrics["aupro"] is not None
     assert 0 <= metrics["f1_max"] <= 1
+    vectors = metrics["vectors"]  # decoded counts and length spread per true class
+    for name, n in (("normal", 8), ("anomalous", 8)):
+        assert sum(vectors[name]["decoded"].values()) == n
+        spread = vectors[name]["lengths"]["vector_1"]
+        assert 0 <= spread["min"] <= spread["median"] <= spread["max"] < 1
+    assert "Instantiation vectors" in (out / "report.html").read_text()
     for name in (
         "report.html",
         "roc.png",
@@ -261,3 +269,26 @@ def test_every_verb_documents_its_flags(capsys: pytest.CaptureFixture[str]) -> N
             main([verb, "--help"])
         assert exit_info.value.code == 0
         assert "default" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "literal", [[], ["--decoder-init", "orthogonal", "--squash-a", "1"]], ids=["default", "literal"]
+)
+def test_export_of_a_briefly_trained_grey_model(tmp_path: Path, literal: list[str]) -> None:
+    """A model trained 3 epochs on grey, non-square MVTec-layout images exports and passes the
+    ONNX Runtime check, also with the paper-literal settings, where every vector length is 1.0000
+    and the decoded vector is decided by a tie (it once fell differently in ONNX Runtime)."""
+    pytest.importorskip("onnxscript")
+    root = tmp_path / "grey"
+    category = root / "part"
+    rng = np.random.default_rng(0)
+    for sub in ("train/good", "test/good"):
+        (category / sub).mkdir(parents=True)
+        for i in range(12 if sub == "train/good" else 3):
+            grey = rng.integers(90, 140, (40, 56), dtype=np.uint8)  # (H, W): non-square, mode L
+            Image.fromarray(grey, mode="L").save(category / sub / f"{i:03d}.png")
+    run = tmp_path / "run"
+    fit = ["fit", "--data", "mvtec", "--root", str(root), "--category", "part", "--epochs", "3"]
+    assert main([*fit, *FAST, *literal, "--out", str(run)]) == 0
+    check = ["--check-images", str(category / "test/good")]
+    assert main(["export", str(run), "--out", str(tmp_path / "m.onnx"), *check]) == 0

@@ -18,8 +18,16 @@ def test_defaults_are_the_papers() -> None:
         64,
         8,
     )
-    assert (config.routing_iterations, config.squash_a, config.se_reduction) == (3, 1.0, 2)
+    assert (config.routing_iterations, config.se_reduction) == (3, 2)
     assert config.pyramid_scales == (1, 2, 4, 8)
+
+
+def test_departures_from_the_paper_text_are_one_setting_away() -> None:
+    """The defaults that train (docs/training.md) and the paper-literal values they replace."""
+    config = ModelConfig()
+    assert (config.decoder_init, config.squash_a) == ("bilinear", None)
+    literal = ModelConfig(decoder_init="orthogonal", squash_a=1.0)
+    assert ModelConfig.from_dict(literal.to_dict()) == literal
 
 
 def test_frozen_and_keyword_only() -> None:
@@ -43,6 +51,7 @@ def test_dict_round_trip() -> None:
         ({"backbone": "timm:"}, "backbone"),
         ({"num_vectors": 0}, "num_vectors"),
         ({"squash_a": 0.0}, "squash_a"),
+        ({"decoder_init": "xavier"}, "decoder_init"),
         ({"pyramid_channels": (64, 32)}, "one entry per pyramid scale"),
         ({"pyramid_channels": (60, 32, 16, 8)}, "multiple of capsule_dim"),
     ],

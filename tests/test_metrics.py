@@ -14,7 +14,15 @@ from hypothesis.extra import numpy as hnp
 from scipy import ndimage
 from sklearn import metrics as skm
 
-from piade.metrics import aupro, f1_max, image_auroc, pixel_auroc, pro_curve, roc_curve
+from piade.metrics import (
+    aupro,
+    f1_max,
+    image_auroc,
+    pixel_auroc,
+    pro_curve,
+    roc_curve,
+    vector_statistics,
+)
 
 measure = pytest.importorskip("skimage.measure")  # an independent connected-components labeller
 
@@ -376,3 +384,17 @@ ONE_IMAGE = np.zeros((1, 4, 4))
 def test_errors(call: Callable[[], object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_vector_statistics_per_class() -> None:
+    lengths = np.array([[0.9, 0.2], [0.8, 0.3], [0.7, 0.1], [0.4, 0.6], [0.5, 0.5]])
+    decoded = np.array([0, 0, 0, 1, 0])
+    stats = vector_statistics(lengths, decoded, np.array([0, 0, 0, 1, 1]))
+    assert stats["normal"]["n"] == 3 and stats["anomalous"]["n"] == 2
+    assert stats["normal"]["decoded"] == {"vector_1": 3, "vector_2": 0}
+    assert stats["anomalous"]["decoded"] == {"vector_1": 1, "vector_2": 1}
+    assert stats["normal"]["lengths"]["vector_1"] == pytest.approx(
+        {"min": 0.7, "median": 0.8, "max": 0.9, "mean": 0.8}
+    )
+    only_normal = vector_statistics(lengths[:3], decoded[:3], np.zeros(3, int))
+    assert set(only_normal) == {"normal"}

@@ -250,3 +250,16 @@ def test_map_scale_tops_at_the_normal_99th_percentile() -> None:
     assert low == 0.0
     assert high == pytest.approx(np.percentile(data.anomaly_maps[data.labels == 0], 99))
     assert high < data.anomaly_maps[data.labels == 1].max()
+
+
+def test_vector_table_counts_decoded_vectors_per_class(tmp_path: Path) -> None:
+    data = dataclasses.replace(synthetic(), decoded=np.r_[np.zeros(6, int), [1, 1, 0, 0, 0, 0]])
+    text = write_report(tmp_path, data, metrics=METRICS, title="t").read_text(encoding="utf-8")
+    table = text.split("<h2>Instantiation vectors</h2>")[1].split("</table>")[0]
+    normal, anomalous = table.split("<tr><th>normal</th>")[1].split("<tr><th>anomalous</th>")
+    assert normal.count("6 of 6") == 1 and "0 of 6" in normal
+    assert "4 of 6" in anomalous and "2 of 6" in anomalous
+    median = np.median(data.lengths[:6, 0])
+    assert f"{median:.4f}" in normal
+    without = write_report(tmp_path / "no", synthetic(), metrics=METRICS, title="t")
+    assert "Instantiation vectors" not in without.read_text(encoding="utf-8")

@@ -16,11 +16,21 @@ from typing import Any
 
 import torch
 
+from piade.config import with_legacy_values
 from piade.errors import PiadeError
 
 CHECKPOINT_FORMAT = "piade-checkpoint-1"
 # Settings that may change when a run is resumed; every other one must match the checkpoint.
-RESUMABLE_CHANGES = ("epochs", "device", "precision", "checkpoint_every", "lr", "compile")
+RESUMABLE_CHANGES = (
+    "epochs",
+    "device",
+    "precision",
+    "checkpoint_every",
+    "lr",
+    "compile",
+    "map_kind",  # map_kind and score_kind only shape the calibration after the last epoch
+    "score_kind",
+)
 
 
 class CheckpointError(PiadeError, ValueError):
@@ -81,7 +91,8 @@ def load_checkpoint(
 def check_same_run(saved: dict[str, Any], run: dict[str, Any], out: Path) -> None:
     """CheckpointError listing the settings of ``run`` that differ from the checkpoint's ``saved``
     (other than :data:`RESUMABLE_CHANGES`)."""
-    diffs = [f"model.{k}" for k in run["model"] if saved["model"].get(k) != run["model"][k]]
+    saved_model = with_legacy_values(saved["model"])
+    diffs = [f"model.{k}" for k in run["model"] if saved_model.get(k) != run["model"][k]]
     diffs += [
         f"train.{k}"
         for k in run["train"]

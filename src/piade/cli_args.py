@@ -10,8 +10,9 @@ from typing import Any
 import yaml
 
 from piade import cli_benchmark
-from piade.config import ModelConfig
+from piade.config import DECODER_INITS, ModelConfig, with_legacy_values
 from piade.errors import ConfigError
+from piade.scoring import SCORE_KINDS
 from piade.training import COMPILE_MODES, RUN, TrainConfig
 
 DATASETS = ("mvtec", "cifar10", "coil100", "folder")
@@ -23,6 +24,16 @@ M = ModelConfig()
 def weights(value: str | None) -> str | None:
     """``none`` → None (random initialisation); anything else as given."""
     return None if value is None or value.lower() == "none" else value
+
+
+def squash_a(value: str | float | None) -> float | None:
+    """``auto`` → None (the default constant, see ModelConfig.squash_a); else a number."""
+    if value is None or str(value).lower() == "auto":
+        return None
+    try:
+        return float(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number, got {value!r}") from error
 
 
 def _verb(verbs: Any, name: str, help_: str) -> argparse.ArgumentParser:
@@ -80,6 +91,20 @@ def _fit_flags(parser: argparse.ArgumentParser) -> None:
         help="instantiation vectors (1 = the no-routing ablation)",
     )
     model.add_argument("--routing-iterations", type=int, default=M.routing_iterations)
+    model.add_argument(
+        "--squash-a",
+        type=squash_a,
+        default=M.squash_a,
+        help="constant a of the squash (Eq. 3): auto = n*d/J^2 for n primary capsules of d "
+        "dimensions and J vectors, so lengths are not saturated; 1 is the paper-literal value",
+    )
+    model.add_argument(
+        "--decoder-init",
+        choices=DECODER_INITS,
+        default=M.decoder_init,
+        help="bilinear: transposed convolutions start as bilinear upsampling (trains under the "
+        "paper's loss); orthogonal: the paper's literal init (docs/training.md)",
+    )
     train = parser.add_argument_group("training")
     train.add_argument("--epochs", type=int, default=T.epochs)
     train.add_argument("--batch-size", type=int, default=T.batch_size, help="global batch size")
@@ -135,6 +160,15 @@ def _fit_flags(parser: argparse.ArgumentParser) -> None:
         default=T.map_kind,
         choices=("combined", "ssim", "perceptual", "mse"),
         help="anomaly map",
+    )
+    train.add_argument(
+        "--score",
+        dest="score_kind",
+        default=T.score_kind,
+        choices=SCORE_KINDS,
+        help="image score, stored in the model file: loss (the paper's mean total loss), map-max /"
+        " map-top1 (maximum / top 1%% mean of the smoothed anomaly map), perceptual-top1 (top 1%%"
+        " of the smoothed ImageNet-feature residual); docs/engine.md compares them",
     )
     parser.add_argument(
         "--config",
@@ -205,6 +239,13 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         default=2,
         help="batch size of the export example (the check uses one more)",
     )
+    export.add_argument(
+        "--check-images",
+        nargs="+",
+        type=Path,
+        metavar="IMAGE_OR_DIR",
+        help="also check ONNX Runtime against PyTorch on these images (up to 16)",
+    )
 
     demo = _verb(verbs, "demo", "train and evaluate on built-in texture photographs with defects")
     demo.add_argument("--out", type=Path, default=Path("piade-demo"), help="folder to write")
@@ -247,7 +288,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     valid = {a.dest for a in fit._actions} - FIT_ONLY
     if args.resume and (args.out / RUN).is_file():
         run = json.loads((args.out / RUN).read_text())
-        saved = run.get("data", {}).get("cli", {}) | run.get("model", {}) | run.get("train", {})
+        model = with_legacy_values(run.get("model", {}))
+        saved = run.get("data", {}).get("cli", {}) | model | run.get("train", {})
         defaults |= {k: v for k, v in saved.items() if k in valid}
     if args.config is not None:
         defaults |= _read_yaml(args.config, valid=valid)
@@ -275,7 +317,8 @@ def _read_yaml(path: Path, *, valid: set[str]) -> dict[str, Any]:
             f"--config {path}: expected a mapping of setting: value lines (e.g. 'epochs: 50')"
         )
     settings = {str(k).replace("-", "_"): v for k, v in values.items()}
-    settings = {("map_kind" if k == "map" else k): v for k, v in settings.items()}
+    renamed = {"map": "map_kind", "score": "score_kind"}
+    settings = {renamed.get(k, k): v for k, v in settings.items()}
     unknown = sorted(set(settings) - valid)
     if unknown:
         raise ConfigError(
@@ -292,6 +335,8 @@ def model_config(args: argparse.Namespace) -> ModelConfig:
         backbone=args.backbone,
         num_vectors=args.num_vectors,
         routing_iterations=args.routing_iterations,
+        decoder_init=args.decoder_init,
+        squash_a=squash_a(args.squash_a),
     )
 
 
@@ -313,6 +358,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         calibration_fraction=args.calibration_fraction,
         threshold_quantile=args.threshold_quantile,
         map_kind=args.map_kind,
+        score_kind=args.score_kind,
         compile=args.compile,
     )
 

@@ -17,6 +17,14 @@ from piade.errors import ConfigError
 TORCHVISION_BACKBONES = ("resnet18", "resnet34", "resnet50")
 TIMM_PREFIX = "timm:"
 MIN_IMAGE_SIZE = 32
+DECODER_INITS = ("bilinear", "orthogonal")
+# What configs written before a setting existed meant by it (their runs and model files used it)
+LEGACY_VALUES: dict[str, Any] = {"decoder_init": "orthogonal"}
+
+
+def with_legacy_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` (a saved model config) with the settings it predates filled in as they were."""
+    return {**LEGACY_VALUES, **values}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,7 +40,11 @@ class ModelConfig:
         vector_dim: length of each instantiation vector (64 in the paper).
         capsule_dim: length of each primary capsule cut from the pyramid (8 in the paper).
         routing_iterations: iterations of dynamic routing (Algorithm 1; 3 as in Sabour et al.).
-        squash_a: the constant ``a`` of the squash function, Eq. 3 (1 in Sabour et al.).
+        squash_a: the constant ``a`` of the squash function, Eq. 3 (1 in Sabour et al.). None
+            (default) takes ``n * capsule_dim / num_vectors**2`` for n primary capsules: the
+            expected ``|s_j|^2`` of n independent predictions at initialisation, so a length of 0.5
+            means "as coherent as chance" and lengths near 1 need agreement. With a = 1 the sum of
+            hundreds of predictions saturates every length at 1.0000 (docs/training.md).
         squash_eps: added under the square root of the squash so a zero vector has a finite gradient.
         se_reduction: the Squeeze-and-Excitation reduction ratio r (2 in the paper, Eq. 2).
         pyramid_scales: output sides of the adaptive average pools (1, 2, 4, 8 in the paper).
@@ -41,6 +53,10 @@ class ModelConfig:
         upsample_hidden: widths of the two hidden linear layers of the upsampling layer (Table 5).
         decoder_channels: widths of the hidden transposed convolutions (Table 6 is 16, 32, 32); one
             entry fewer than the backbone has stride-2 stages (5 for ResNets), the last layer gives 3.
+        decoder_init: "bilinear" (default) starts each transposed convolution as bilinear
+            upsampling after an orthogonal channel mix; "orthogonal" is the paper's literal
+            orthogonal kernel, whose checkerboard output traps training under the perceptual loss
+            on a flat grey image (docs/training.md).
     """
 
     image_size: int = 120
@@ -49,13 +65,14 @@ class ModelConfig:
     vector_dim: int = 64
     capsule_dim: int = 8
     routing_iterations: int = 3
-    squash_a: float = 1.0
+    squash_a: float | None = None
     squash_eps: float = 1e-7
     se_reduction: int = 2
     pyramid_scales: tuple[int, ...] = (1, 2, 4, 8)
     pyramid_channels: tuple[int, ...] = ()
     upsample_hidden: tuple[int, int] = (128, 512)
     decoder_channels: tuple[int, ...] = (16, 32, 32, 32)
+    decoder_init: str = "bilinear"
 
     def __post_init__(self) -> None:
         _check(
@@ -77,7 +94,7 @@ class ModelConfig:
             "se_reduction",
         ):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1", getattr(self, name))
-        _check(self.squash_a > 0, "squash_a must be > 0", self.squash_a)
+        _check(self.squash_a is None or self.squash_a > 0, "squash_a must be > 0", self.squash_a)
         _check(self.squash_eps > 0, "squash_eps must be > 0", self.squash_eps)
         _check(
             len(self.pyramid_scales) > 0 and all(s >= 1 for s in self.pyramid_scales),
@@ -100,6 +117,11 @@ class ModelConfig:
             self.upsample_hidden,
         )
         _check(
+            self.decoder_init in DECODER_INITS,
+            f"decoder_init must be one of {', '.join(DECODER_INITS)}",
+            self.decoder_init,
+        )
+        _check(
             all(c >= 1 for c in self.decoder_channels),
             "decoder_channels must be positive widths",
             self.decoder_channels,
@@ -113,7 +135,10 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ModelConfig:
-        """Build a config from a mapping (e.g. parsed JSON/YAML); unknown keys are rejected."""
+        """Build a config from a mapping (e.g. parsed JSON/YAML); unknown keys are rejected.
+
+        Use :func:`with_legacy_values` first for a config saved by an earlier piade.
+        """
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(fields))
         if unknown:

@@ -17,11 +17,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from piade.config import ModelConfig
+from piade.config import ModelConfig, with_legacy_values
 from piade.losses import ReconstructionLoss, build_perceptual_network
 from piade.modelfile import ModelFileError, read_model_file, write_model_file
 from piade.runtime import memory_format, resolve_device
-from piade.scoring import MAP_KINDS, RESIDUALS, combine_maps, score_images
+from piade.scoring import (
+    MAP_KINDS,
+    RESIDUALS,
+    SCORE_KINDS,
+    combine_maps,
+    image_score,
+    score_images,
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,8 @@ class Calibration:
         map_kind: which anomaly map :meth:`Detector.score` returns (see :mod:`piade.scoring`).
         map_scales: the mean of each residual map over the held-out normal images.
         map_normal_p99: the 99th percentile of the chosen map over those images (a display scale).
+        score_kind: how an image's score is computed (:data:`piade.scoring.SCORE_KINDS`); "loss",
+            the paper's total loss, in model files written before the choice existed.
     """
 
     n_images: int
@@ -47,6 +56,7 @@ class Calibration:
     map_kind: str
     map_scales: dict[str, float]
     map_normal_p99: float
+    score_kind: str = "loss"
 
     def normalize(self, scores: torch.Tensor) -> torch.Tensor:
         """z-scores relative to the held-out normal images."""
@@ -76,7 +86,7 @@ def threshold_f1_max(scores: np.ndarray, labels: np.ndarray) -> float:
 class Detection(NamedTuple):
     """Per-image results of :meth:`Detector.score` (B images at the model's input size)."""
 
-    score: torch.Tensor  # (B,) the paper's score: total loss with the longest vector
+    score: torch.Tensor  # (B,) calibration.score_kind; by default the total loss (paper)
     mse: torch.Tensor  # (B,)
     perceptual: torch.Tensor  # (B,)
     ssim: torch.Tensor  # (B,) SSIM index
@@ -134,13 +144,14 @@ class Detector:
         raw = score_images(self.model, self.criterion, images.to(self.device, torch.float32))
         cal, terms = self.calibration, raw.terms
         anomaly_map = combine_maps(raw.residuals, map_kind or cal.map_kind, cal.map_scales)
+        score = image_score(raw, cal.score_kind, map_kind=cal.map_kind, scales=cal.map_scales)
         return Detection(
-            terms.total,
+            score,
             terms.mse,
             terms.perceptual,
             terms.ssim,
-            cal.normalize(terms.total),
-            (terms.total > cal.threshold).long(),
+            cal.normalize(score),
+            (score > cal.threshold).long(),
             anomaly_map,
             (raw.output.reconstruction.float() + 1) / 2,
             raw.output.lengths,
@@ -182,7 +193,7 @@ class Detector:
 
         tensors, info = read_model_file(path)
         try:
-            config = ModelConfig.from_dict(info["model"])
+            config = ModelConfig.from_dict(with_legacy_values(info["model"]))
             loss = info["loss"]
             model = build_model(config)
             model.load_state_dict(_strip(tensors, "model."))
@@ -194,10 +205,14 @@ class Detector:
                 f"{path}: the model file's contents do not match its "
                 f"description ({type(error).__name__}: {error})"
             ) from error
-        if calibration.map_kind not in MAP_KINDS or not set(RESIDUALS) <= set(
-            calibration.map_scales
+        if (
+            calibration.map_kind not in MAP_KINDS
+            or not set(RESIDUALS) <= set(calibration.map_scales)
+            or calibration.score_kind not in SCORE_KINDS
         ):
-            raise ModelFileError(f"{path}: unknown anomaly map settings in the calibration")
+            raise ModelFileError(
+                f"{path}: unknown anomaly map or score settings in the calibration"
+            )
         criterion = ReconstructionLoss(
             perceptual, perceptual_weight=loss["perceptual_weight"], ssim_weight=loss["ssim_weight"]
         )

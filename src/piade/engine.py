@@ -39,7 +39,15 @@ from piade.runtime import (
     resolve_device,
     seed_everything,
 )
-from piade.scoring import MAP_KINDS, RESIDUALS, combine_maps, score_images
+from piade.scoring import (
+    MAP_KINDS,
+    RESIDUALS,
+    SCORE_KINDS,
+    RawScores,
+    combine_maps,
+    image_score,
+    score_images,
+)
 from piade.training import (
     CHECKPOINT,
     METRICS,
@@ -197,6 +205,7 @@ def fit(
             images[cal_idx],
             quantile=cfg.threshold_quantile,
             map_kind=cfg.map_kind,
+            score_kind=cfg.score_kind,
             validation=validation,
         )
         info = {"loss": {"perceptual_net": cfg.perceptual_net}, "training": run}
@@ -275,28 +284,35 @@ def calibrate(
     *,
     quantile: float,
     map_kind: str,
+    score_kind: str = "loss",
     validation: tuple[torch.Tensor, np.ndarray] | None = None,
     batch_size: int = 64,
 ) -> Calibration:
     """Score held-out normal images (uint8, N x 3 x H x W) and derive the calibration."""
     if map_kind not in MAP_KINDS:
         raise ConfigError(f"--map {map_kind!r}: use one of {', '.join(MAP_KINDS)}")
-    scores, sums, maps = [], dict.fromkeys(RESIDUALS, 0.0), []
+    if score_kind not in SCORE_KINDS:
+        raise ConfigError(f"--score {score_kind!r}: use one of {', '.join(SCORE_KINDS)}")
+    raws, sums = [], dict.fromkeys(RESIDUALS, 0.0)
     for batch in images.split(batch_size):
         raw = score_images(model, criterion, batch.float() / 255)
-        scores.append(raw.terms.total.cpu())
         for k in RESIDUALS:
             sums[k] += raw.residuals[k].double().mean(dim=(1, 2)).sum().item()
-        maps.append(raw.residuals)
-    normal = torch.cat(scores).double().numpy()
+        raws.append(raw)
     scales = {k: max(v / len(images), 1e-12) for k, v in sums.items()}
+    maps = [raw.residuals for raw in raws]
+
+    def scores_of(raw: RawScores) -> torch.Tensor:
+        return image_score(raw, score_kind, map_kind=map_kind, scales=scales).cpu()
+
+    normal = torch.cat([scores_of(raw) for raw in raws]).double().numpy()
     chosen = torch.cat([combine_maps(r, map_kind, scales).flatten() for r in maps])
     threshold, method = threshold_from_normal(normal, quantile), f"quantile:{quantile}"
     if validation is not None:
         val_images, val_labels = validation
         val_scores = torch.cat(
             [
-                score_images(model, criterion, b.to(images.device).float() / 255).terms.total.cpu()
+                scores_of(score_images(model, criterion, b.to(images.device).float() / 255))
                 for b in val_images.split(batch_size)
             ]
         )
@@ -310,6 +326,7 @@ def calibrate(
         map_kind=map_kind,
         map_scales=scales,
         map_normal_p99=float(np.quantile(chosen.float().cpu().numpy(), 0.99)),
+        score_kind=score_kind,
     )
 
 

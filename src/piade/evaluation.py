@@ -15,7 +15,7 @@ import torch
 from piade.detector import Detector
 from piade.engine import ImageSet, score_dataset, stack_images
 from piade.errors import printable
-from piade.metrics import aupro, f1_max, image_auroc, pixel_auroc
+from piade.metrics import aupro, f1_max, image_auroc, pixel_auroc, vector_statistics
 from piade.report import ReportData, write_report
 
 log = logging.getLogger(__name__)
@@ -80,8 +80,10 @@ def evaluate(
         "threshold_method": cal.threshold_method,
         "accuracy_at_threshold": float((predicted == labels.astype(bool)).mean()),
         "map_kind": cal.map_kind,
+        "score_kind": cal.score_kind,
         "model": model_path,
         "image_size": detector.image_size,
+        "vectors": vector_statistics(scored["lengths"], scored["decoded"], labels),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     paths = _paths(test_set)
@@ -96,6 +98,7 @@ def evaluate(
         scores=scored["score"],
         threshold=cal.threshold,
         lengths=scored["lengths"],
+        decoded=scored["decoded"],
         paths=paths,
         masks=masks,
         groups=[str(getattr(s, "group", "")) for s in getattr(test_set, "samples", [])] or None,

@@ -1,9 +1,12 @@
 """ONNX export of a detector: one graph from images to reconstruction, score and anomaly map.
 
 The graph takes ``images`` (B, 3, H, W) float32 in [0, 1] at the model's input size (B is dynamic)
-and returns ``reconstruction`` (B, 3, H, W) in [0, 1], ``score`` (B,) — the paper's score — and
-``anomaly_map`` (B, H, W). After writing, the file is run with ONNX Runtime on one batch and
-compared with PyTorch.
+and returns ``reconstruction`` (B, 3, H, W) in [0, 1], ``score`` (B,) — the model's image score,
+by default the paper's — and
+``anomaly_map`` (B, H, W). After writing, the file is run with ONNX Runtime and compared with
+PyTorch on uniform noise and on image-like inputs (:func:`check_images`): smooth random images, flat
+images and, when given, the user's own images — the inputs on which a near-tie of the two vector
+lengths or a saturated squash would show a difference that noise hides.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from torch import nn
 
 from piade.detector import Detector
 from piade.errors import PiadeError
-from piade.scoring import combine_maps, score_images
+from piade.scoring import combine_maps, image_score, score_images
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +41,27 @@ class ScoringGraph(nn.Module):
         self.criterion = detector.criterion
         self.map_kind = detector.calibration.map_kind
         self.map_scales = dict(detector.calibration.map_scales)
+        self.score_kind = detector.calibration.score_kind
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         raw = score_images(self.model, self.criterion, images)
         reconstruction = (raw.output.reconstruction + 1) / 2  # (B, 3, H, W)
-        return (
-            reconstruction,
-            raw.terms.total,
-            combine_maps(raw.residuals, self.map_kind, self.map_scales),
-        )
+        score = image_score(raw, self.score_kind, map_kind=self.map_kind, scales=self.map_scales)
+        return reconstruction, score, combine_maps(raw.residuals, self.map_kind, self.map_scales)
+
+
+def check_images(size: int, count: int, *, generator: torch.Generator) -> torch.Tensor:
+    """``count`` image-like inputs (count, 3, size, size) in [0, 1] for the export check.
+
+    Uniform noise, smooth colour fields (random 4x4 images upsampled bilinearly), and flat grey,
+    black and white images, in turn.
+    """
+    noise = torch.rand(count, 3, size, size, generator=generator)
+    coarse = torch.rand(count, 3, 4, 4, generator=generator)
+    smooth = nn.functional.interpolate(coarse, size=(size, size), mode="bilinear")
+    flat = torch.tensor([0.5, 0.0, 1.0]).repeat(count)[:count, None, None, None]
+    kinds = [noise, smooth, flat.expand(count, 3, size, size)]
+    return torch.stack([kinds[i % 3][i] for i in range(count)])  # (count, 3, size, size)
 
 
 def export_onnx(
@@ -56,10 +71,14 @@ def export_onnx(
     batch_size: int = 2,
     tolerance: float = 1e-4,
     seed: int = 0,
+    images: torch.Tensor | None = None,
 ) -> float:
-    """Write ``path`` and return the max abs difference ONNX Runtime vs PyTorch on one batch.
+    """Write ``path`` and return the max abs difference ONNX Runtime vs PyTorch.
 
-    Raises :class:`ExportError` (and removes the file) when the difference exceeds ``tolerance``.
+    The check runs on a batch of ``batch_size + 1`` uniform-noise images, one of 6 image-like inputs
+    (:func:`check_images`) and, when given, on ``images`` (N, 3, H, W) in [0, 1] at the model's
+    size (e.g. a few of the user's own pictures). Raises :class:`ExportError` (and removes the file)
+    when the difference exceeds ``tolerance``.
     """
     try:
         import onnxruntime
@@ -88,14 +107,14 @@ def export_onnx(
             external_data=False,
             verbose=False,
         )
-    check = torch.rand(batch_size + 1, 3, size, size, generator=generator)
+    checks = [
+        torch.rand(batch_size + 1, 3, size, size, generator=generator),
+        check_images(size, 6, generator=generator),
+    ]
+    if images is not None:
+        checks.append(images.float().cpu())
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    onnx_outputs = session.run(list(OUTPUTS), {"images": check.numpy()})
-    with torch.no_grad():
-        torch_outputs = graph(check)
-    diff = max(
-        float(np.abs(o - t.numpy()).max()) for o, t in zip(onnx_outputs, torch_outputs, strict=True)
-    )
+    diff = max(_difference(session, graph, check) for check in checks)
     detector.to(device)
     if diff > tolerance:
         path.unlink(missing_ok=True)
@@ -104,3 +123,13 @@ def export_onnx(
             f"on {path}; please report this with the model file"
         )
     return diff
+
+
+def _difference(session: object, graph: ScoringGraph, images: torch.Tensor) -> float:
+    """Max abs difference of every output, ONNX Runtime vs PyTorch, on ``images``."""
+    onnx_outputs = session.run(list(OUTPUTS), {"images": images.numpy()})  # type: ignore[attr-defined]
+    with torch.no_grad():
+        torch_outputs = graph(images)
+    return max(
+        float(np.abs(o - t.numpy()).max()) for o, t in zip(onnx_outputs, torch_outputs, strict=True)
+    )

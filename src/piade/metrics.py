@@ -293,3 +293,43 @@ def _area_up_to(x: FloatArray, y: FloatArray, limit: float) -> float:
     xs = np.append(x[:end], limit)
     ys = np.append(y[:end], y_limit)
     return float(np.sum(np.diff(xs) * (ys[1:] + ys[:-1]) / 2))
+
+
+def vector_statistics(
+    lengths: ArrayLike, decoded: ArrayLike, labels: ArrayLike
+) -> dict[str, dict[str, Any]]:
+    """Per true class: how often each instantiation vector was decoded, and its lengths' spread.
+
+    Args:
+        lengths: (N, J) the J vector lengths of each image.
+        decoded: (N,) the index of the vector decoded for each image (the longest, Sec. 3.1).
+        labels: (N,) 0 = normal, 1 = anomalous.
+
+    Returns:
+        ``{"normal": {...}, "anomalous": {...}}`` (a class without images is left out), each with
+        ``n``, ``decoded`` (``{"vector_1": count, ...}``) and ``lengths`` (``{"vector_1": {"min",
+        "median", "max", "mean"}, ...}``). Vectors are numbered from 1, as in the report.
+    """
+    lengths, decoded, labels = np.asarray(lengths), np.asarray(decoded), np.asarray(labels)
+    result: dict[str, dict[str, Any]] = {}
+    for value, name in ((0, "normal"), (1, "anomalous")):
+        chosen = labels == value
+        if not chosen.any():
+            continue
+        part = lengths[chosen]
+        result[name] = {
+            "n": int(chosen.sum()),
+            "decoded": {
+                f"vector_{j + 1}": int((decoded[chosen] == j).sum()) for j in range(part.shape[1])
+            },
+            "lengths": {
+                f"vector_{j + 1}": {
+                    "min": float(part[:, j].min()),
+                    "median": float(np.median(part[:, j])),
+                    "max": float(part[:, j].max()),
+                    "mean": float(part[:, j].mean()),
+                }
+                for j in range(part.shape[1])
+            },
+        }
+    return result

@@ -32,6 +32,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from piade.metrics import vector_statistics
+
 __all__ = ["ReportData", "write_report"]
 
 DPI = 100
@@ -49,6 +51,7 @@ _SHAPES: tuple[tuple[str, tuple[str | int, ...]], ...] = (
     ("scores", ("N",)),
     ("lengths", ("N", "J")),
     ("masks", ("N", "H", "W")),
+    ("decoded", ("N",)),
 )
 _CAPTIONS = {  # one line under each figure in the HTML page
     "reconstructions": "Inputs above their reconstructions; above each: score (red if flagged).",
@@ -76,6 +79,7 @@ class ReportData:
     paths: list[str]  # (N,) where each image came from
     masks: np.ndarray | None = None  # (N, H, W) bool ground truth, or None when unknown
     groups: list[str] | None = None  # (N,) e.g. defect type ("good", "broken_large", ...)
+    decoded: np.ndarray | None = None  # (N,) int, the vector decoded (the longest), or None
 
     def __post_init__(self) -> None:
         """Coerce arrays with ``np.asarray`` and check shapes, dtypes and values."""
@@ -408,6 +412,7 @@ def _html(
         f"<figcaption>{html.escape(c)}</figcaption></figure>"
         for name, png, c in figures
     )
+    vectors = _vector_table(data)
     top = np.argsort(-data.scores, kind="stable")[:TOP_ROWS]
     top_rows = "".join(
         f"<tr><td>{r + 1}</td><td>{html.escape(str(data.paths[i]))}</td>"
@@ -424,9 +429,35 @@ def _html(
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}'
         f"</title><style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1><p>{summary}</p>"
-        f"<h2>Metrics</h2><table>{metric_rows}</table><h2>Figures</h2>{images}"
+        f"<h2>Metrics</h2><table>{metric_rows}</table>{vectors}<h2>Figures</h2>{images}"
         f"<h2>Top {len(top)} scores</h2><table><tr><th>#</th><th>path</th><th>group</th>"
         f"<th>label</th><th>score</th><th>vs threshold</th></tr>{top_rows}</table></body></html>\n"
+    )
+
+
+def _vector_table(data: ReportData) -> str:
+    """The instantiation vectors per true class: decoded counts and lengths (median, range)."""
+    if data.decoded is None:
+        return ""
+    stats = vector_statistics(data.lengths, data.decoded, data.labels)
+    j = data.lengths.shape[1]
+    head = "".join(
+        f"<th>decoded vector {v}</th><th>length of vector {v}: median [min, max]</th>"
+        for v in range(1, j + 1)
+    )
+    rows = ""
+    for name, s in stats.items():
+        cells = ""
+        for v in range(1, j + 1):
+            spread = s["lengths"][f"vector_{v}"]
+            cells += (
+                f"<td>{s['decoded'][f'vector_{v}']} of {s['n']}</td><td>{spread['median']:.4f} "
+                f"[{spread['min']:.4f}, {spread['max']:.4f}]</td>"
+            )
+        rows += f"<tr><th>{name}</th>{cells}</tr>"
+    return (
+        "<h2>Instantiation vectors</h2><p>The longest vector is decoded (Sec. 3.1); vector 1 is "
+        f"the one trained to reconstruct.</p><table><tr><th>class</th>{head}</tr>{rows}</table>"
     )
 
 

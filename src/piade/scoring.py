@@ -1,7 +1,8 @@
 """Image anomaly scores and per-pixel anomaly maps: pure functions of a model and a loss.
 
-The image score is the paper's: the per-image total loss with the evaluation-time (longest) vector.
-The anomaly map is built from per-pixel residuals between an image and its reconstruction:
+The image score is by default the paper's: the per-image total loss with the evaluation-time
+(longest) vector. :func:`image_score` offers scores read from the maps instead (``SCORE_KINDS``), for
+defects too small to move an image's mean loss. The anomaly map is built from per-pixel residuals between an image and its reconstruction:
 
 * ``ssim``: 1 − the SSIM map (mean over channels);
 * ``mse``: the squared error (mean over channels, in the [-1, 1] range);
@@ -13,6 +14,7 @@ The anomaly map is built from per-pixel residuals between an image and its recon
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -20,13 +22,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from piade.losses import LossTerms, ReconstructionLoss
+from piade.losses import LossTerms, ReconstructionLoss, gaussian_window
 from piade.model.network import ModelOutput
 from piade.preprocess import to_signed
 from piade.runtime import memory_format
 
 MAP_KINDS = ("combined", "ssim", "perceptual", "mse")
 RESIDUALS = ("ssim", "perceptual", "mse")
+SCORE_KINDS = ("loss", "map-max", "map-top1", "perceptual-top1")
+TOP_FRACTION = 0.01  # the "top1" scores: the mean of the highest 1 % of a smoothed map's pixels
 
 
 class RawScores(NamedTuple):
@@ -79,3 +83,42 @@ def score_images(
     residuals = criterion.residuals(to_signed(images), output.reconstruction.float())
     size = (images.shape[-2], images.shape[-1])
     return RawScores(criterion.terms(residuals), anomaly_residuals(residuals, size), output)
+
+
+def smooth_maps(maps: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur (σ in pixels, 3σ radius, reflected borders) of maps (B, H, W)."""
+    radius = max(1, math.ceil(3 * sigma))
+    radius = min(radius, maps.shape[-2] - 1, maps.shape[-1] - 1)  # reflect padding needs < size
+    window = gaussian_window(2 * radius + 1, sigma, dtype=maps.dtype, device=maps.device)
+    x = F.pad(maps[:, None], (radius, radius, radius, radius), mode="reflect")  # (B, 1, H+2r, W+2r)
+    x = F.conv2d(x, window.reshape(1, 1, 1, -1))
+    x = F.conv2d(x, window.reshape(1, 1, -1, 1))
+    return x[:, 0]  # (B, H, W)
+
+
+def image_score(
+    raw: RawScores, kind: str, *, map_kind: str, scales: Mapping[str, float]
+) -> torch.Tensor:
+    """The image anomaly score (B,) of ``kind`` (one of :data:`SCORE_KINDS`).
+
+    * ``loss``: the paper's score, the image's total loss;
+    * ``map-max``: the maximum of the anomaly map ``map_kind``, smoothed with σ = size / 30 px
+      (4 px at 120 px) so one noisy pixel cannot decide;
+    * ``map-top1``: the mean of the top 1 % of that smoothed map;
+    * ``perceptual-top1``: the same on the ImageNet-feature residual (the perceptual network's
+      squared feature difference), whatever the anomaly map.
+    """
+    if kind == "loss":
+        return raw.terms.total
+    if kind not in SCORE_KINDS:
+        raise ValueError(f"image score kind must be one of {SCORE_KINDS}, got {kind!r}")
+    source = (
+        raw.residuals["perceptual"]
+        if kind == "perceptual-top1"
+        else combine_maps(raw.residuals, map_kind, scales)
+    )
+    pixels = smooth_maps(source.float(), sigma=source.shape[-1] / 30).flatten(1)  # (B, H*W)
+    if kind == "map-max":
+        return pixels.amax(dim=1)
+    k = max(1, round(TOP_FRACTION * pixels.shape[1]))
+    return pixels.topk(k, dim=1).values.mean(dim=1)

@@ -62,6 +62,7 @@ class TrainConfig:
     calibration_fraction: float = 0.1  # of the training images, held out to calibrate the score
     threshold_quantile: float = 0.99  # of held-out normal scores; the decision threshold
     map_kind: str = "ssim"  # anomaly map: ssim (best on MVTec bottle, docs/engine.md), combined, perceptual or mse
+    score_kind: str = "loss"  # image score (piade.scoring.SCORE_KINDS): loss is the paper's
     compile: str | None = None  # torch.compile mode of the training step (COMPILE_MODES), or None
 
     def __post_init__(self) -> None:

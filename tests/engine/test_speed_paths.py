@@ -59,7 +59,8 @@ def test_channels_last_gives_the_outputs_and_gradients_of_the_default_layout() -
 
     total, grads, ssim_map = run(torch.contiguous_format)
     total_cl, grads_cl, ssim_map_cl = run(torch.channels_last)
-    torch.testing.assert_close(total_cl, total, rtol=1e-5, atol=1e-6)
+    # float32 sums over ~10^5 terms in another order: 1.7e-5 relative seen with the default init
+    torch.testing.assert_close(total_cl, total, rtol=5e-5, atol=1e-6)
     torch.testing.assert_close(ssim_map_cl, ssim_map, rtol=1e-4, atol=1e-5)
     # float32 against float64 differs by 3e-4 here; noise of 1e-6 on the input moves it by 1e-2
     assert _relative(grads_cl, grads) < 5e-3

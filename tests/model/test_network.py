@@ -8,7 +8,8 @@ from torch import nn
 
 from piade import ModelConfig, ModelOutput, build_model
 from piade.losses import ReconstructionLoss
-from piade.model.decoder import halving_chain
+from piade.model.decoder import bilinear_orthogonal_, halving_chain
+from piade.model.network import TIE_MARGIN, longest_vector, squash_constant
 from piade.preprocess import to_signed
 
 SIZES = (32, 64, 120, 128, 224, 256)
@@ -95,7 +96,7 @@ def test_eval_picks_the_longest_vector_per_image(small_model: nn.Module) -> None
     images = torch.rand(8, 3, 32, 32)
     with torch.no_grad():
         out = small_model(images)
-        assert torch.equal(out.decoded, out.lengths.argmax(dim=1))
+        assert torch.equal(out.decoded, longest_vector(out.lengths))
         for k in range(2):
             forced = small_model(images, vector_index=k).reconstruction
             chosen = out.decoded == k
@@ -144,3 +145,50 @@ def test_pyramid_capsule_count() -> None:
     assert model.pyramid.num_capsules == 120
     u = model.pyramid(torch.rand(2, 512, 1, 1))
     assert u.shape == (2, 120, 8)
+
+
+def test_longest_vector_breaks_ties_towards_vector_zero() -> None:
+    lengths = torch.tensor([[1.0, 1.0], [0.5, 0.5 + TIE_MARGIN / 2], [0.5, 0.6], [0.7, 0.2]])
+    assert longest_vector(lengths).tolist() == [0, 0, 1, 0]
+    assert longest_vector(torch.tensor([[0.3]])).tolist() == [0]  # one vector: the ablation
+
+
+def test_default_squash_constant_leaves_lengths_unsaturated() -> None:
+    """a = n d / J^2: in training mode (batch statistics) the lengths sit well inside (0, 1);
+    the paper-literal a = 1 puts every length within 1e-3 of 1."""
+    torch.manual_seed(0)
+    images = torch.rand(8, 3, 32, 32)
+    default = build_model(ModelConfig(image_size=32)).train()
+    n = default.pyramid.num_capsules
+    assert default.routing.a == squash_constant(default.config, n) == n * 8 / 4
+    lengths = default(images).lengths
+    assert 0.2 < lengths.min() and lengths.max() < 0.9
+    literal = build_model(ModelConfig(image_size=32, squash_a=1.0)).train()
+    assert literal(images).lengths.min() > 0.999
+
+
+def test_bilinear_decoder_init_is_a_smooth_upsampler() -> None:
+    """Each transposed convolution starts as bilinear interpolation after an orthogonal mix: a
+    constant input gives a constant output away from the borders (no checkerboard), which the
+    fully orthogonal kernel does not."""
+    torch.manual_seed(0)
+    conv = nn.ConvTranspose2d(16, 8, kernel_size=3, stride=2, padding=1, output_padding=1)
+    bilinear_orthogonal_(conv)
+    mix = conv.weight[:, :, 1, 1]  # (16, 8): the centre tap is the channel mix itself
+    torch.testing.assert_close(mix.T @ mix, torch.eye(8), atol=1e-5, rtol=0)
+    torch.testing.assert_close(conv.weight, mix[:, :, None, None] * torch.tensor(
+        [[0.25, 0.5, 0.25], [0.5, 1.0, 0.5], [0.25, 0.5, 0.25]]))  # fmt: skip
+    flat = torch.ones(1, 16, 6, 6) * torch.randn(1, 16, 1, 1)
+    inner = conv(flat)[0, :, 1:-2, 1:-2]  # the last row/column only see half the kernel
+    assert (inner.std(dim=(1, 2)) < 1e-5).all()
+    nn.init.orthogonal_(conv.weight)
+    assert (conv(flat)[0, :, 1:-2, 1:-2].std(dim=(1, 2)) > 1e-2).all()
+
+
+def test_decoder_init_setting_selects_the_kernel() -> None:
+    torch.manual_seed(0)
+    for init, smooth in (("bilinear", True), ("orthogonal", False)):
+        model = build_model(ModelConfig(image_size=32, decoder_init=init))
+        first = model.decoder.layers[0].weight  # (1024, 16, 3, 3)
+        ratio = first[:, :, 0, 0] / first[:, :, 1, 1]  # corner tap over centre tap
+        assert torch.allclose(ratio, torch.full_like(ratio, 0.25)) is smooth

@@ -139,6 +139,7 @@ def _run_piade(
         perceptual_net=settings.perceptual_net,
         perceptual_weights=settings.perceptual_weights,
         map_kind=settings.map_kind,
+        score_kind="loss",  # the paper's tables use the paper's score
         checkpoint_every=max(1, epochs // 20),
     )
     fit_dir = run_dir / "fit"

@@ -5,12 +5,19 @@ from __future__ import annotations
 from torch import nn
 
 from piade.config import ModelConfig
+from piade.model.decoder import bilinear_orthogonal_
 from piade.model.encoder import build_encoder
 from piade.model.network import ModelOutput, PyramidalCapsuleAutoencoder
 from piade.model.squeeze_excitation import SqueezeExcitation
 from piade.weights import WeightsSpec, resolve_weights
 
-__all__ = ["ModelOutput", "PyramidalCapsuleAutoencoder", "build_model", "orthogonal_init"]
+__all__ = [
+    "ModelOutput",
+    "PyramidalCapsuleAutoencoder",
+    "bilinear_orthogonal_",
+    "build_model",
+    "orthogonal_init",
+]
 
 
 def build_model(
@@ -23,7 +30,9 @@ def build_model(
         encoder_weights: ``None`` (random, the default), ``"imagenet"`` (torch hub cache, then
             download) or a local state_dict file for the backbone; see :mod:`piade.weights`.
 
-    Every weight not loaded from ``encoder_weights`` gets orthogonal initialisation (paper Sec. 4).
+    Every weight not loaded from ``encoder_weights`` gets orthogonal initialisation (paper Sec. 4),
+    except, with ``config.decoder_init == "bilinear"`` (the default), the decoder's transposed
+    convolutions: bilinear upsampling after an orthogonal channel mix (:func:`bilinear_orthogonal_`).
     """
     config = config or ModelConfig()
     arch = config.backbone
@@ -40,6 +49,10 @@ def build_model(
             orthogonal_init(block)
     if state_dict is None:
         orthogonal_init(encoder)
+    if config.decoder_init == "bilinear":
+        for layer in model.decoder.modules():
+            if isinstance(layer, nn.ConvTranspose2d):
+                bilinear_orthogonal_(layer)
     return model
 
 

@@ -33,6 +33,29 @@ class Upsampling(nn.Module):
         return x.reshape(-1, self.channels, self.side, self.side)  # (B, C, m, m)
 
 
+def bilinear_orthogonal_(conv: nn.ConvTranspose2d) -> None:
+    """Start a transposed convolution as bilinear upsampling after an orthogonal channel mix.
+
+    The weight (C_in, C_out, k, k) becomes ``M[i, o] * K[y, x]``: ``M`` (C_in, C_out) orthogonal,
+    ``K`` the separable bilinear kernel of the stride (``[0.5, 1, 0.5]`` for k 3, stride 2), so the
+    layer first outputs the linear interpolation of ``M^T x`` — a smooth image, where a fully
+    orthogonal kernel gives every output phase (even/odd rows and columns) its own random filter:
+    a checkerboard. Bias zero. See docs/training.md for why this is the default.
+    """
+    c_in, c_out, kh, kw = conv.weight.shape
+    mix = torch.empty(c_in, c_out)
+    nn.init.orthogonal_(mix)
+    kernels = [
+        (1 - (torch.arange(k) - (k - 1) / 2).abs() / s).clamp(min=0)
+        for k, s in zip((kh, kw), conv.stride, strict=True)
+    ]
+    spatial = torch.outer(kernels[0], kernels[1])  # (k, k)
+    with torch.no_grad():
+        conv.weight.copy_(mix[:, :, None, None] * spatial)
+        if conv.bias is not None:
+            conv.bias.zero_()
+
+
 def halving_chain(size: int, halvings: int) -> list[int]:
     """Spatial sizes of a backbone input after each stride-2 step: [H, ceil(H/2), ..., m].
 

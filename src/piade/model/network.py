@@ -14,6 +14,18 @@ from piade.model.pyramid import PyramidalPooling
 from piade.model.routing import CapsuleRouting
 from piade.preprocess import imagenet_stats
 
+TIE_MARGIN = 1e-5  # vector 0 is decoded unless another vector is longer by more than this
+
+
+def longest_vector(lengths: torch.Tensor, *, margin: float = TIE_MARGIN) -> torch.Tensor:
+    """The index (B,) of the longest vector per image, vector 0 winning ties (Sec. 3.1).
+
+    Another vector is chosen only when it is longer than vector 0 by more than ``margin``, so a tie,
+    or a difference of a float rounding (1e-7), falls the same way in PyTorch and ONNX Runtime.
+    """
+    favoured = torch.cat([lengths[:, :1] + margin, lengths[:, 1:]], dim=1)  # (B, J)
+    return favoured.argmax(dim=1)
+
 
 class ModelOutput(NamedTuple):
     """What one forward pass returns.
@@ -33,11 +45,22 @@ class ModelOutput(NamedTuple):
     couplings: torch.Tensor
 
 
+def squash_constant(config: ModelConfig, num_capsules: int) -> float:
+    """The squash constant ``a`` of Eq. 3: ``config.squash_a``, or by default the expected
+    ``|s_j|^2 = n * d / J^2`` of n independent d-dimensional predictions of unit-variance entries,
+    each weighted by the initial coupling 1 / J (batch norm gives the primary capsules unit
+    variance; the orthogonal ``W_ij`` keep their norm)."""
+    if config.squash_a is not None:
+        return config.squash_a
+    return num_capsules * config.capsule_dim / config.num_vectors**2
+
+
 class PyramidalCapsuleAutoencoder(nn.Module):
     """The paper's network (Fig. 2). Input: RGB images in [0, 1], (B, 3, H, W), H = W = image_size.
 
     The encoder sees the images ImageNet-normalised; the decoder reconstructs them in [-1, 1]. In
-    training mode vector 0 is always decoded; in eval mode the longest vector is (Sec. 3.1).
+    training mode vector 0 is always decoded; in eval mode the longest vector is (Sec. 3.1;
+    :func:`longest_vector`).
     """
 
     def __init__(self, config: ModelConfig, encoder: SEEncoder | TimmSEEncoder) -> None:
@@ -63,7 +86,7 @@ class PyramidalCapsuleAutoencoder(nn.Module):
             config.num_vectors,
             config.vector_dim,
             iterations=config.routing_iterations,
-            a=config.squash_a,
+            a=squash_constant(config, self.pyramid.num_capsules),
             eps=config.squash_eps,
         )
         self.upsampling = Upsampling(config.vector_dim, config.upsample_hidden, channels, side)
@@ -86,7 +109,7 @@ class PyramidalCapsuleAutoencoder(nn.Module):
         elif self.training:
             decoded = torch.zeros(batch, dtype=torch.long, device=images.device)
         else:
-            decoded = lengths.argmax(dim=1)  # (B,)
+            decoded = longest_vector(lengths)  # (B,)
         index = decoded[:, None, None].expand(-1, 1, vectors.shape[2])  # (B, 1, D)
         chosen = vectors.gather(1, index)[:, 0]  # (B, D)
         upsampled = self.upsampling(chosen)  # (B, C, m, m)
