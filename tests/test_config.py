@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
 from piade import ModelConfig
+from piade.checkpoint import CheckpointError, check_same_run
+from piade.config import with_legacy_values
 from piade.errors import ConfigError
 
 
@@ -64,3 +67,19 @@ def test_invalid_settings_are_named(kwargs: dict[str, object], message: str) -> 
 def test_unknown_keys_are_rejected() -> None:
     with pytest.raises(ConfigError, match=r"unknown model setting.*image_sise"):
         ModelConfig.from_dict({"image_sise": 64})
+
+
+def test_configs_saved_before_decoder_init_read_as_orthogonal() -> None:
+    """Runs and model files written before the setting existed used the orthogonal decoder."""
+    old = ModelConfig(decoder_init="orthogonal", squash_a=1.0).to_dict()
+    del old["decoder_init"]
+    config = ModelConfig.from_dict(with_legacy_values(old))
+    assert (config.decoder_init, config.squash_a) == ("orthogonal", 1.0)
+    run = {"model": config.to_dict(), "train": {}}
+    check_same_run({"model": old, "train": {}}, run, Path("run"))  # resumes: nothing differs
+    with pytest.raises(CheckpointError, match=r"model\.decoder_init"):
+        check_same_run(
+            {"model": old, "train": {}},
+            {"model": ModelConfig().to_dict() | {"squash_a": 1.0}, "train": {}},
+            Path("run"),
+        )
