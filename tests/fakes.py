@@ -13,12 +13,25 @@ import numpy as np
 import torch
 from PIL import Image
 
+from piade.training import TrainConfig
+
 TINY_BACKBONE = "timm:test_efficientnet"
 # CLI flags for a fast fit on CPU: tiny images and network, random weights (nothing to download)
 FAST_FIT = [
     "--image-size", "32", "--batch-size", "8", "--encoder-weights", "none",
     "--perceptual-weights", "none", "--device", "cpu", "--backbone", TINY_BACKBONE,
 ]  # fmt: skip
+
+
+def offline_train_config(**overrides: Any) -> TrainConfig:
+    """A TrainConfig for tests: CPU, random encoder and perceptual weights (nothing to download)."""
+    settings: dict[str, Any] = {
+        "batch_size": 8,
+        "encoder_weights": None,
+        "perceptual_weights": None,
+        "device": "cpu",
+    }
+    return TrainConfig(**(settings | overrides))
 
 
 def normal_image(rng: np.random.Generator, size: int) -> np.ndarray:

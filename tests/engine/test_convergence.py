@@ -13,12 +13,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.fakes import TINY_BACKBONE, disc_set
+from tests.fakes import TINY_BACKBONE, disc_set, offline_train_config
 
 from piade import ModelConfig
 from piade.engine import fit, stack_images
 from piade.preprocess import to_signed
-from piade.training import TrainConfig
 
 
 def mean_image_mse(images: object) -> float:
@@ -28,14 +27,7 @@ def mean_image_mse(images: object) -> float:
 
 def test_paper_objective_beats_the_mean_image(tmp_path: Path) -> None:
     data = disc_set(48)
-    config = TrainConfig(
-        epochs=40,
-        batch_size=16,
-        encoder_weights=None,
-        perceptual_weights=None,
-        device="cpu",
-        checkpoint_every=40,
-    )
+    config = offline_train_config(epochs=40, batch_size=16, checkpoint_every=40)
     fit(
         data,
         tmp_path,

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tests.fakes import TINY_BACKBONE, normal_set
+from tests.fakes import TINY_BACKBONE, normal_set, offline_train_config
 
 from piade import ModelConfig
 from piade.detector import load
 from piade.engine import fit
 from piade.losses import LossTerms
 from piade.scoring import SCORE_KINDS, RawScores, image_score, smooth_maps
-from piade.training import TrainConfig, split_calibration
+from piade.training import split_calibration
 
 SCALES = {"ssim": 1.0, "perceptual": 1.0, "mse": 1.0}
 
@@ -64,15 +64,7 @@ def test_top1_is_the_mean_of_the_highest_hundredth() -> None:
 @pytest.fixture(scope="module")
 def top1_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("top1")
-    config = TrainConfig(
-        epochs=2,
-        batch_size=8,
-        encoder_weights=None,
-        perceptual_weights=None,
-        device="cpu",
-        calibration_fraction=0.25,
-        score_kind="map-top1",
-    )
+    config = offline_train_config(epochs=2, calibration_fraction=0.25, score_kind="map-top1")
     model = ModelConfig(image_size=32, backbone=TINY_BACKBONE)
     fit(normal_set(16), out, model_config=model, train_config=config)
     return out
