@@ -28,8 +28,9 @@ RESUMABLE_CHANGES = (
     "checkpoint_every",
     "lr",
     "compile",
-    "map_kind",  # map_kind and score_kind only shape the calibration after the last epoch
+    "map_kind",  # these only shape what follows the last epoch (statistics, calibration)
     "score_kind",
+    "precise_bn",
 )
 
 

@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -60,11 +60,13 @@ from piade.training import (
     compiled_loss_terms,
     epoch_batches,
     non_finite_advice,
+    precise_batch_norm,
     split_calibration,
     train_epoch,
 )
 
 log = logging.getLogger(__name__)
+Network = TypeVar("Network", bound=nn.Module)
 
 
 class ImageSet(Protocol):
@@ -191,6 +193,8 @@ def fit(
         bar.close()
         if not ddp.is_main:
             return FitResult(out, out / MODEL_FILENAME, last, model)
+        if cfg.precise_bn:  # the model file gets exact statistics; checkpoints keep training's
+            model = _with_precise_bn(model, images[fit_idx], cfg.batch_size)
         validation = (
             None
             if validation_set is None
@@ -212,6 +216,17 @@ def fit(
         Detector(model, criterion, calibration, info=info).save(out / MODEL_FILENAME)
         log.info("model written to %s", out / MODEL_FILENAME)
         return FitResult(out, out / MODEL_FILENAME, last, model)
+
+
+def _with_precise_bn(model: Network, images: torch.Tensor, batch_size: int) -> Network:
+    """A copy of ``model`` whose batch norms hold exact statistics over ``images`` (the copy keeps
+    the training network, whose state a later ``--resume`` continues from, untouched)."""
+    import copy
+
+    exact = copy.deepcopy(model)
+    count = precise_batch_norm(exact, images, batch_size=batch_size)
+    log.info("batch-norm statistics of %d layers recomputed on %d images", count, len(images))
+    return exact
 
 
 def _prepare_run(

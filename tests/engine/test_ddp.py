@@ -50,7 +50,10 @@ def test_two_processes_end_with_identical_weights(tmp_path: Path) -> None:
     mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
     a, b = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert a.keys() == b.keys()
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    # rank 0 alone recomputes batch-norm statistics for the model file (precise BN): every weight
+    # and every other buffer is the same in both processes
+    statistics = ("running_mean", "running_var", "num_batches_tracked")
+    assert all(torch.equal(a[k], b[k]) for k in a if not k.endswith(statistics))
     seed_everything(1)  # the initial weights fit() starts from
     initial = build_model(ModelConfig(image_size=32, backbone=TINY_BACKBONE)).state_dict()
     assert not torch.equal(initial["decoder.layers.0.weight"], a["decoder.layers.0.weight"])

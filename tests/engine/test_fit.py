@@ -14,7 +14,8 @@ from piade import ModelConfig
 from piade.checkpoint import CheckpointError
 from piade.engine import fit
 from piade.errors import ConfigError
-from piade.training import TrainConfig, TrainingError
+from piade.model import build_model
+from piade.training import TrainConfig, TrainingError, precise_batch_norm
 
 MODEL = ModelConfig(image_size=32, backbone=TINY_BACKBONE)
 
@@ -140,3 +141,41 @@ def test_non_finite_loss_stops_with_a_clear_message(tmp_path: Path) -> None:
 def test_invalid_training_settings(settings: dict[str, object]) -> None:
     with pytest.raises(ConfigError, match=next(iter(settings))):
         _config(**settings)
+
+
+def test_precise_bn_sets_exact_statistics_and_leaves_the_weights() -> None:
+    """After the pass, the first batch norm's running mean is its input's mean over the images
+    (one batch holds them all), whatever the running averages held before."""
+    torch.manual_seed(0)
+    model = build_model(MODEL)
+    norm = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    norm.running_mean.fill_(5.0)
+    seen: list[torch.Tensor] = []
+    handle = norm.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach()))
+    weights = {k: v.clone() for k, v in model.named_parameters()}
+    images = normal_set(12).images
+    assert precise_batch_norm(model.eval(), images, batch_size=16) > 0
+    handle.remove()
+    torch.testing.assert_close(norm.running_mean, seen[0].mean(dim=(0, 2, 3)), atol=1e-5, rtol=1e-5)
+    assert norm.momentum == 0.1 and not model.training
+    assert all(torch.equal(v, weights[k]) for k, v in model.named_parameters())
+
+
+def test_fit_writes_precise_statistics_and_keeps_training_ones_in_the_checkpoint(
+    tmp_path: Path,
+) -> None:
+    for name, precise in (("exact", True), ("running", False)):
+        fit(
+            normal_set(12),
+            tmp_path / name,
+            model_config=MODEL,
+            train_config=_config(precise_bn=precise),
+        )
+    key = next(
+        k for k in load_file(tmp_path / "exact" / "model.safetensors") if k.endswith("running_mean")
+    )
+    exact = load_file(tmp_path / "exact" / "model.safetensors")[key]
+    running = load_file(tmp_path / "running" / "model.safetensors")[key]
+    assert not torch.allclose(exact, running)
+    checkpoint = torch.load(tmp_path / "exact" / "checkpoint.pt", weights_only=True)
+    torch.testing.assert_close(checkpoint["model"][key.removeprefix("model.")], running)
