@@ -97,7 +97,7 @@ def main() -> None:
                 "p90_ms": float(np.quantile(seconds, 0.9)) * 1e3,
                 "images_per_s": batch / median,
                 "calls": times,
-                "onnx_max_abs_difference": difference,
+                "onnx_relative_differences": difference,
             }
             print(json.dumps({k: float(f"{v:.4g}") if isinstance(v, float) else v
                               for k, v in record.items()}), flush=True)  # fmt: skip

@@ -83,3 +83,38 @@ def test_configs_saved_before_decoder_init_read_as_orthogonal() -> None:
             {"model": ModelConfig().to_dict() | {"squash_a": 1.0}, "train": {}},
             Path("run"),
         )
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [([], None), (["--precise-bn", "on"], True), (["--precise-bn", "OFF"], False)],
+)
+def test_precise_bn_flag(flag: list[str], value: bool | None) -> None:
+    from piade.cli_args import parse_args, train_config
+
+    args = parse_args(
+        ["fit", "--data", "mvtec", "--root", "r", "--category", "c", "--out", "o", *flag]
+    )
+    assert train_config(args).precise_bn is value
+
+
+def test_a_bad_precise_bn_value_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    from piade.cli_args import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(
+            [
+                "fit",
+                "--data",
+                "mvtec",
+                "--root",
+                "r",
+                "--category",
+                "c",
+                "--out",
+                "o",
+                "--precise-bn",
+                "1",
+            ]
+        )
+    assert "--precise-bn" in capsys.readouterr().err

@@ -31,6 +31,7 @@ RESUMABLE_CHANGES = (
     "map_kind",  # these only shape what follows the last epoch (statistics, calibration)
     "score_kind",
     "precise_bn",
+    "map_sigma",
 )
 
 

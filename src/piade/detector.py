@@ -25,7 +25,7 @@ from piade.scoring import (
     MAP_KINDS,
     RESIDUALS,
     SCORE_KINDS,
-    combine_maps,
+    anomaly_map,
     image_score,
     score_images,
 )
@@ -46,6 +46,8 @@ class Calibration:
         map_normal_p99: the 99th percentile of the chosen map over those images (a display scale).
         score_kind: how an image's score is computed (:data:`piade.scoring.SCORE_KINDS`); "loss",
             the paper's total loss, in model files written before the choice existed.
+        map_sigma: σ in pixels of the Gaussian smoothing of the anomaly map; 0 (not smoothed) in
+            model files written before the smoothing existed.
     """
 
     n_images: int
@@ -57,6 +59,7 @@ class Calibration:
     map_scales: dict[str, float]
     map_normal_p99: float
     score_kind: str = "loss"
+    map_sigma: float = 0.0
 
     def normalize(self, scores: torch.Tensor) -> torch.Tensor:
         """z-scores relative to the held-out normal images."""
@@ -143,7 +146,7 @@ class Detector:
             )
         raw = score_images(self.model, self.criterion, images.to(self.device, torch.float32))
         cal, terms = self.calibration, raw.terms
-        anomaly_map = combine_maps(raw.residuals, map_kind or cal.map_kind, cal.map_scales)
+        heat = anomaly_map(raw.residuals, map_kind or cal.map_kind, cal.map_scales, cal.map_sigma)
         score = image_score(raw, cal.score_kind, map_kind=cal.map_kind, scales=cal.map_scales)
         return Detection(
             score,
@@ -152,7 +155,7 @@ class Detector:
             terms.ssim,
             cal.normalize(score),
             (score > cal.threshold).long(),
-            anomaly_map,
+            heat,
             (raw.output.reconstruction.float() + 1) / 2,
             raw.output.lengths,
             raw.output.decoded,

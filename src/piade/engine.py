@@ -44,7 +44,8 @@ from piade.scoring import (
     RESIDUALS,
     SCORE_KINDS,
     RawScores,
-    combine_maps,
+    anomaly_map,
+    default_map_sigma,
     image_score,
     score_images,
 )
@@ -193,8 +194,11 @@ def fit(
         bar.close()
         if not ddp.is_main:
             return FitResult(out, out / MODEL_FILENAME, last, model)
-        if cfg.precise_bn:  # the model file gets exact statistics; checkpoints keep training's
-            model = _with_precise_bn(model, images[fit_idx], cfg.batch_size)
+        batch_norm: dict[str, Any] = {"statistics": "running"}
+        if cfg.precise_bn is not False:  # checkpoints keep training's statistics
+            model, batch_norm = _choose_batch_norm(
+                model, criterion, images[fit_idx], cfg.batch_size, always=cfg.precise_bn is True
+            )
         validation = (
             None
             if validation_set is None
@@ -210,23 +214,65 @@ def fit(
             quantile=cfg.threshold_quantile,
             map_kind=cfg.map_kind,
             score_kind=cfg.score_kind,
+            map_sigma=(
+                default_map_sigma(images.shape[-1]) if cfg.map_sigma is None else cfg.map_sigma
+            ),
             validation=validation,
         )
-        info = {"loss": {"perceptual_net": cfg.perceptual_net}, "training": run}
+        info = {
+            "loss": {"perceptual_net": cfg.perceptual_net},
+            "training": run,
+            "batch_norm": batch_norm,
+        }
         Detector(model, criterion, calibration, info=info).save(out / MODEL_FILENAME)
         log.info("model written to %s", out / MODEL_FILENAME)
         return FitResult(out, out / MODEL_FILENAME, last, model)
 
 
-def _with_precise_bn(model: Network, images: torch.Tensor, batch_size: int) -> Network:
-    """A copy of ``model`` whose batch norms hold exact statistics over ``images`` (the copy keeps
-    the training network, whose state a later ``--resume`` continues from, untouched)."""
+def _choose_batch_norm(
+    model: Network,
+    criterion: ReconstructionLoss,
+    images: torch.Tensor,
+    batch_size: int,
+    *,
+    always: bool,
+) -> tuple[Network, dict[str, Any]]:
+    """``model`` or a copy whose batch norms hold exact statistics over the uint8 training
+    ``images``: the copy when ``always``, else whichever has the lower eval-mode loss on them.
+
+    The exact statistics match what training saw (the 400-epoch bottle model: image AUROC 0.875 ->
+    0.937); on a network trained a few steps, the running averages, still close to their initial
+    values, can reconstruct better. ``model`` itself (what ``--resume`` continues) is not changed.
+    Returns the model and what was chosen, for the model file.
+    """
     import copy
 
     exact = copy.deepcopy(model)
     count = precise_batch_norm(exact, images, batch_size=batch_size)
-    log.info("batch-norm statistics of %d layers recomputed on %d images", count, len(images))
-    return exact
+    losses = {
+        "running": _mean_loss(model, criterion, images, batch_size),
+        "exact": _mean_loss(exact, criterion, images, batch_size),
+    }
+    chosen = "exact" if always or losses["exact"] < losses["running"] else "running"
+    log.info(
+        "batch norm (%d layers): eval-mode training loss %.4f with running statistics, %.4f with"
+        " exact ones over %d images; the model file keeps the %s statistics",
+        count, losses["running"], losses["exact"], len(images), chosen,
+    )  # fmt: skip
+    info = {"statistics": chosen, "training_loss": losses}
+    return (exact if chosen == "exact" else model), info
+
+
+@torch.no_grad()
+def _mean_loss(
+    model: Network, criterion: ReconstructionLoss, images: torch.Tensor, batch_size: int
+) -> float:
+    """Mean eval-mode total loss over the uint8 ``images``, in batches of ``batch_size``."""
+    totals = [
+        score_images(model, criterion, batch.float() / 255).terms.total.double().sum()
+        for batch in images.split(batch_size)
+    ]
+    return float(torch.stack(totals).sum()) / len(images)
 
 
 def _prepare_run(
@@ -300,6 +346,7 @@ def calibrate(
     quantile: float,
     map_kind: str,
     score_kind: str = "loss",
+    map_sigma: float = 0.0,
     validation: tuple[torch.Tensor, np.ndarray] | None = None,
     batch_size: int = 64,
 ) -> Calibration:
@@ -321,7 +368,7 @@ def calibrate(
         return image_score(raw, score_kind, map_kind=map_kind, scales=scales).cpu()
 
     normal = torch.cat([scores_of(raw) for raw in raws]).double().numpy()
-    chosen = torch.cat([combine_maps(r, map_kind, scales).flatten() for r in maps])
+    chosen = torch.cat([anomaly_map(r, map_kind, scales, map_sigma).flatten() for r in maps])
     threshold, method = threshold_from_normal(normal, quantile), f"quantile:{quantile}"
     if validation is not None:
         val_images, val_labels = validation
@@ -342,6 +389,7 @@ def calibrate(
         map_scales=scales,
         map_normal_p99=float(np.quantile(chosen.float().cpu().numpy(), 0.99)),
         score_kind=score_kind,
+        map_sigma=map_sigma,
     )
 
 

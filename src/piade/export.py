@@ -21,11 +21,18 @@ from torch import nn
 
 from piade.detector import Detector
 from piade.errors import PiadeError
-from piade.scoring import combine_maps, image_score, score_images
+from piade.scoring import anomaly_map, image_score, score_images
 
 log = logging.getLogger(__name__)
 
 OUTPUTS = ("reconstruction", "score", "anomaly_map")
+# How far ONNX Runtime may stray from PyTorch, relative to each output's largest magnitude (at
+# least 1). The score and the map decide verdicts and locations: 1e-4. The reconstruction is only
+# shown, as an 8-bit picture: 1e-3 is a quarter of one grey level. Float32 round-off grows through
+# batch norms whose training variance is small when an input lies far from the training images
+# (uniform noise on a model with exact batch-norm statistics: 2.7e-4 on the reconstruction, 3e-5
+# on the map).
+TOLERANCES = {"reconstruction": 1e-3, "score": 1e-4, "anomaly_map": 1e-4}
 
 
 class ExportError(PiadeError, RuntimeError):
@@ -42,12 +49,14 @@ class ScoringGraph(nn.Module):
         self.map_kind = detector.calibration.map_kind
         self.map_scales = dict(detector.calibration.map_scales)
         self.score_kind = detector.calibration.score_kind
+        self.map_sigma = detector.calibration.map_sigma
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         raw = score_images(self.model, self.criterion, images)
         reconstruction = (raw.output.reconstruction + 1) / 2  # (B, 3, H, W)
         score = image_score(raw, self.score_kind, map_kind=self.map_kind, scales=self.map_scales)
-        return reconstruction, score, combine_maps(raw.residuals, self.map_kind, self.map_scales)
+        heat = anomaly_map(raw.residuals, self.map_kind, self.map_scales, self.map_sigma)
+        return reconstruction, score, heat
 
 
 def check_images(size: int, count: int, *, generator: torch.Generator) -> torch.Tensor:
@@ -69,16 +78,18 @@ def export_onnx(
     path: str | os.PathLike[str],
     *,
     batch_size: int = 2,
-    tolerance: float = 1e-4,
     seed: int = 0,
     images: torch.Tensor | None = None,
-) -> float:
-    """Write ``path`` and return the max abs difference ONNX Runtime vs PyTorch.
+) -> dict[str, float]:
+    """Write ``path`` and return each output's difference, ONNX Runtime vs PyTorch.
+
+    A difference is the max abs difference over the checks divided by the output's largest
+    magnitude (at least 1); each must stay within :data:`TOLERANCES`.
 
     The check runs on a batch of ``batch_size + 1`` uniform-noise images, one of 6 image-like inputs
     (:func:`check_images`) and, when given, on ``images`` (N, 3, H, W) in [0, 1] at the model's
     size (e.g. a few of the user's own pictures). Raises :class:`ExportError` (and removes the file)
-    when the difference exceeds ``tolerance``.
+    when a difference exceeds its tolerance.
     """
     try:
         import onnxruntime
@@ -114,22 +125,27 @@ def export_onnx(
     if images is not None:
         checks.append(images.float().cpu())
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    diff = max(_difference(session, graph, check) for check in checks)
+    found = [_differences(session, graph, check) for check in checks]
+    diffs = {name: max(d[name] for d in found) for name in OUTPUTS}
     detector.to(device)
-    if diff > tolerance:
+    over = [name for name in OUTPUTS if diffs[name] > TOLERANCES[name]]
+    if over:
         path.unlink(missing_ok=True)
+        worst = ", ".join(f"{n} by {diffs[n]:.2e} (> {TOLERANCES[n]:.0e})" for n in over)
         raise ExportError(
-            f"ONNX Runtime differs from PyTorch by {diff:.2e} (> {tolerance:.0e}) "
-            f"on {path}; please report this with the model file"
+            f"ONNX Runtime differs from PyTorch: {worst} on {path}; "
+            "please report this with the model file"
         )
-    return diff
+    return diffs
 
 
-def _difference(session: object, graph: ScoringGraph, images: torch.Tensor) -> float:
-    """Max abs difference of every output, ONNX Runtime vs PyTorch, on ``images``."""
+def _differences(session: object, graph: ScoringGraph, images: torch.Tensor) -> dict[str, float]:
+    """Each output's max abs difference, ONNX Runtime vs PyTorch, on ``images``, relative to the
+    output's largest magnitude (at least 1)."""
     onnx_outputs = session.run(list(OUTPUTS), {"images": images.numpy()})  # type: ignore[attr-defined]
     with torch.no_grad():
         torch_outputs = graph(images)
-    return max(
-        float(np.abs(o - t.numpy()).max()) for o, t in zip(onnx_outputs, torch_outputs, strict=True)
-    )
+    return {
+        name: float(np.abs(o - t.numpy()).max() / max(1.0, float(np.abs(t.numpy()).max())))
+        for name, o, t in zip(OUTPUTS, onnx_outputs, torch_outputs, strict=True)
+    }

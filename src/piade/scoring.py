@@ -10,6 +10,10 @@ defects too small to move an image's mean loss. The anomaly map is built from pe
   channels), bilinearly upsampled to the image size;
 * ``combined``: ``ssim / s_ssim + perceptual / s_perceptual``, each residual divided by its mean on
   held-out normal images so the two count alike.
+
+:func:`anomaly_map` then smooths the chosen map with a Gaussian (σ = size / 30 px by default, 4 px
+at 120 px): on the 400-epoch MVTec bottle model it lifts pixel AUROC from 0.942 to 0.963 and AUPRO
+from 0.844 to 0.882 (docs/engine.md).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from piade.runtime import memory_format
 MAP_KINDS = ("combined", "ssim", "perceptual", "mse")
 RESIDUALS = ("ssim", "perceptual", "mse")
 SCORE_KINDS = ("loss", "map-max", "map-top1", "perceptual-top1")
+MAP_SIGMA_FRACTION = 1 / 30  # default σ of the anomaly map's smoothing, as a fraction of its side
 TOP_FRACTION = 0.01  # the "top1" scores: the mean of the highest 1 % of a smoothed map's pixels
 
 
@@ -66,6 +71,19 @@ def combine_maps(
     if kind not in RESIDUALS:
         raise ValueError(f"anomaly map kind must be one of {MAP_KINDS}, got {kind!r}")
     return residuals[kind]
+
+
+def anomaly_map(
+    residuals: Mapping[str, torch.Tensor], kind: str, scales: Mapping[str, float], sigma: float
+) -> torch.Tensor:
+    """The anomaly map of ``kind`` (B, H, W), smoothed with σ = ``sigma`` px (0: not smoothed)."""
+    chosen = combine_maps(residuals, kind, scales)
+    return smooth_maps(chosen, sigma) if sigma > 0 else chosen
+
+
+def default_map_sigma(size: int) -> float:
+    """The anomaly map's default smoothing σ in pixels for images of side ``size``."""
+    return size * MAP_SIGMA_FRACTION
 
 
 @torch.no_grad()
@@ -117,7 +135,7 @@ def image_score(
         if kind == "perceptual-top1"
         else combine_maps(raw.residuals, map_kind, scales)
     )
-    pixels = smooth_maps(source.float(), sigma=source.shape[-1] / 30).flatten(1)  # (B, H*W)
+    pixels = smooth_maps(source.float(), default_map_sigma(source.shape[-1])).flatten(1)  # (B, H*W)
     if kind == "map-max":
         return pixels.amax(dim=1)
     k = max(1, round(TOP_FRACTION * pixels.shape[1]))

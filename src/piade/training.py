@@ -61,8 +61,11 @@ class TrainConfig:
     checkpoint_every: int = 10  # epochs
     calibration_fraction: float = 0.1  # of the training images, held out to calibrate the score
     threshold_quantile: float = 0.99  # of held-out normal scores; the decision threshold
+    map_sigma: float | None = None  # σ (px) of the anomaly map's smoothing; None: image side / 30
     map_kind: str = "ssim"  # anomaly map: ssim (best on MVTec bottle, docs/engine.md), combined, perceptual or mse
-    precise_bn: bool = False  # recompute batch-norm statistics on the training images at the end
+    # batch-norm statistics of the model file: exact over the training images (True), training's
+    # running averages (False), or whichever reconstructs the training images better (None)
+    precise_bn: bool | None = None
     score_kind: str = "loss"  # image score (piade.scoring.SCORE_KINDS): loss is the paper's
     compile: str | None = None  # torch.compile mode of the training step (COMPILE_MODES), or None
 
@@ -76,13 +79,14 @@ class TrainConfig:
             "calibration_fraction": 0 < self.calibration_fraction < 1,
             "threshold_quantile": 0 < self.threshold_quantile <= 1,
             "compile": self.compile is None or self.compile in COMPILE_MODES,
+            "map_sigma": self.map_sigma is None or self.map_sigma >= 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             values = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
             raise ConfigError(
                 f"invalid training setting(s): {values} (epochs >= 1, batch_size >= 2,"
-                " lr > 0, 0 < calibration_fraction < 1, 0 < threshold_quantile <= 1,"
+                " lr > 0, 0 < calibration_fraction < 1, 0 < threshold_quantile <= 1, map_sigma >= 0,"
                 f" compile one of {', '.join(COMPILE_MODES)})"
             )
 

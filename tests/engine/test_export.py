@@ -30,8 +30,9 @@ def test_onnx_matches_pytorch(tmp_path: Path) -> None:
         train_config=config,
     )
     detector = load(tmp_path / "run")
-    diff = export_onnx(detector, tmp_path / "model.onnx")
-    assert diff <= 1e-4
+    diffs = export_onnx(detector, tmp_path / "model.onnx")
+    assert diffs.keys() == {"reconstruction", "score", "anomaly_map"}
+    assert diffs["score"] <= 1e-4 and diffs["anomaly_map"] <= 1e-4
     session = onnxruntime.InferenceSession(
         str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"]
     )
@@ -43,3 +44,12 @@ def test_onnx_matches_pytorch(tmp_path: Path) -> None:
     np.testing.assert_allclose(reconstruction, expected.reconstruction.numpy(), atol=1e-4)
     assert not list(tmp_path.glob("*.data"))  # one self-contained file
     assert torch.is_tensor(expected.score)
+
+    import piade.export
+
+    tight = dict(piade.export.TOLERANCES, reconstruction=0.0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(piade.export, "TOLERANCES", tight)
+        with pytest.raises(piade.export.ExportError, match=r"reconstruction by .* \(> 0e\+00\)"):
+            export_onnx(detector, tmp_path / "refused.onnx")
+    assert not (tmp_path / "refused.onnx").exists()

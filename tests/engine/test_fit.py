@@ -179,3 +179,25 @@ def test_fit_writes_precise_statistics_and_keeps_training_ones_in_the_checkpoint
     assert not torch.allclose(exact, running)
     checkpoint = torch.load(tmp_path / "exact" / "checkpoint.pt", weights_only=True)
     torch.testing.assert_close(checkpoint["model"][key.removeprefix("model.")], running)
+
+
+def test_auto_batch_norm_keeps_the_statistics_with_the_lower_training_loss(tmp_path: Path) -> None:
+    from piade.detector import load
+
+    runs = {}
+    for name, precise in (("exact", True), ("running", False), ("auto", None)):
+        fit(
+            normal_set(12),
+            tmp_path / name,
+            model_config=MODEL,
+            train_config=_config(precise_bn=precise),
+        )
+        runs[name] = load(tmp_path / name)
+    chosen = runs["auto"].info["batch_norm"]
+    losses = chosen["training_loss"]
+    assert chosen["statistics"] == min(losses, key=losses.get)
+    assert runs["exact"].info["batch_norm"]["statistics"] == "exact"
+    assert runs["running"].info["batch_norm"] == {"statistics": "running"}
+    key = next(k for k, _ in runs["auto"].model.named_buffers() if k.endswith("running_mean"))
+    picked = dict(runs[chosen["statistics"]].model.named_buffers())[key]
+    assert torch.equal(dict(runs["auto"].model.named_buffers())[key], picked)

@@ -75,21 +75,38 @@ def test_the_score_kind_is_stored_calibrated_and_used(top1_run: Path) -> None:
     assert detector.calibration.score_kind == "map-top1"
     images = normal_set(4, seed=9).images.float() / 255
     detection = detector.score(images)
-    torch.testing.assert_close(detection.score, detector.score(images).anomaly_map.new_tensor(
-        [smooth_maps(m[None], 32 / 30).flatten().topk(10).values.mean().item()
-         for m in detection.anomaly_map]))  # fmt: skip
+    assert detector.calibration.map_sigma == pytest.approx(32 / 30)
+    # the map shown is smoothed as the score's map is: the score is the top 1 % of what one sees
+    top = detection.anomaly_map.flatten(1).topk(10, dim=1).values.mean(dim=1)
+    torch.testing.assert_close(detection.score, top)
     assert torch.equal(detection.label, (detection.score > detector.calibration.threshold).long())
     _, held_out = split_calibration(16, 0.25, seed=0)  # what fit calibrated on
     normal = detector.score(normal_set(16).images[held_out].float() / 255).score
     assert detector.calibration.score_mean == pytest.approx(normal.double().mean().item(), rel=1e-4)
 
 
+def test_the_map_is_smoothed_by_its_stored_sigma(top1_run: Path) -> None:
+    from piade.scoring import combine_maps, score_images
+
+    detector = load(top1_run)
+    images = normal_set(3, seed=5).images.float() / 255
+    cal = detector.calibration
+    raw = combine_maps(
+        score_images(detector.model, detector.criterion, images).residuals, "ssim", cal.map_scales
+    )
+    shown = detector.score(images).anomaly_map
+    torch.testing.assert_close(shown, smooth_maps(raw, cal.map_sigma))
+    assert shown.std() < raw.std()
+    detector.calibration = dataclasses.replace(cal, map_sigma=0.0)  # as in older model files
+    torch.testing.assert_close(detector.score(images).anomaly_map, raw)
+
+
 def test_old_model_files_keep_the_papers_score(top1_run: Path, tmp_path: Path) -> None:
     detector = load(top1_run)
     legacy = dataclasses.asdict(detector.calibration)
-    del legacy["score_kind"]  # files written before score kinds existed
+    del legacy["score_kind"], legacy["map_sigma"]  # files written before these existed
     detector.calibration = type(detector.calibration)(**legacy)
-    assert detector.calibration.score_kind == "loss"
+    assert (detector.calibration.score_kind, detector.calibration.map_sigma) == ("loss", 0.0)
     images = normal_set(3, seed=2).images.float() / 255
     from piade.scoring import score_images
 
@@ -104,5 +121,5 @@ def test_every_score_kind_exports_to_onnx(top1_run: Path, tmp_path: Path) -> Non
     detector = load(top1_run)
     for kind in SCORE_KINDS:
         detector.calibration = dataclasses.replace(detector.calibration, score_kind=kind)
-        assert export_onnx(detector, tmp_path / f"{kind}.onnx") <= 1e-4
+        assert export_onnx(detector, tmp_path / f"{kind}.onnx")["score"] <= 1e-4
     assert np.isfinite(detector.calibration.threshold)
