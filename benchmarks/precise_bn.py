@@ -1,8 +1,8 @@
 """Batch-norm statistics after training: the running averages against exact ones, on one model.
 
-Loads a model file written without the precise pass (``piade fit`` without ``--precise-bn``),
+Loads a model file written without the precise pass (``piade fit --precise-bn off``),
 scores the test split, then recomputes every batch norm's statistics on the training images
-exactly as ``piade fit --precise-bn`` does after its last epoch
+exactly as ``piade fit`` does after its last epoch
 (``piade.training.precise_batch_norm`` on the same held-out split, in batches of ``--batch-size``)
 and scores again. Prints one JSON line per state::
 

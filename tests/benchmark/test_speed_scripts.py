@@ -78,3 +78,14 @@ def test_fit_time_runs_the_engine_on_synthetic_data() -> None:
     (record,) = _run("fit_time.py", *args, "--batch-size", "4")
     assert record["train_images"] == 12 and record["image_size"] == 32 and record["epochs"] == 2
     assert record["seconds"] > 0 and record["machine"]["device"] == "cpu"
+
+
+def test_ocsvm_subspace_script_reports_every_score(tmp_path: Path) -> None:
+    from tests.data.writers import write_coil
+
+    root = write_coil(tmp_path / "coil", 3, 10, size=16)
+    (row,) = _run("ocsvm_subspace.py", "--root", str(root), "--objects", "2", "--image-size", "16")
+    assert row["object"] == 2 and row["components"] >= 1
+    for key in ("ocsvm", "inside_distance", "outside_residual", "pixel_distance"):
+        assert 0.0 <= row[key] <= 1.0
+    assert row["pixel_distance"] == 1.0  # object 2's brightness (40) differs from 1's and 3's

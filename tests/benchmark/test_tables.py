@@ -113,6 +113,23 @@ def test_written_files_agree(tmp_path: Path) -> None:
     assert "| bottle | 0.725 | 0.850 | +0.125 |" in (tmp_path / "ablation.md").read_text()
 
 
+def test_tied_scores_are_warned_about_in_the_page(tmp_path: Path) -> None:
+    import numpy as np
+
+    from piade.benchmark.methods import score_warnings
+
+    assert score_warnings(np.array([0.1, 0.3, 0.2])) == []
+    (flat,) = score_warnings(np.full(83, 0.2635))
+    assert "all 83 test scores are equal (0.2635)" in flat
+    assert "ties decide" in score_warnings(np.array([1.0, 1.0, 1.0, 1.0, 2.0]))[0]
+    tied = _record("ae-l2", "bottle", 0, 0.5) | {"warnings": [flat]}
+    write_tables(tmp_path, [*RESULTS, tied], suite="mvtec")
+    page = (tmp_path / "results.md").read_text()
+    assert f"- ae-l2 bottle seed 0: {flat}" in page
+    write_tables(tmp_path, RESULTS, suite="mvtec")  # records without warnings: no section
+    assert "Warnings" not in (tmp_path / "results.md").read_text()
+
+
 def test_class_order_is_natural_for_coil_objects() -> None:
     assert class_order("coil100", ["obj10", "obj2", "obj1"]) == ["obj1", "obj2", "obj10"]
     assert class_order("cifar10", ["truck", "cat", "airplane"]) == ["airplane", "cat", "truck"]

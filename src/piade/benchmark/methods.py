@@ -92,6 +92,7 @@ def run_method(
     labels = np.asarray(test.labels, dtype=int)
     masks = dataset_masks(test)
     metrics = compute_metrics(labels, scores, maps, masks)
+    metrics["distinct_scores"] = int(np.unique(scores).size)
     epochs = fitted.get("epochs")
     trained = fitted.pop("trained_images", len(train) * (epochs if isinstance(epochs, int) else 1))
     train_seconds = fitted.pop("train_seconds", watch.seconds.get("train", 0.0))
@@ -110,7 +111,21 @@ def run_method(
         **peak.as_dict(),
         **device_description(device),
     }
-    return {"metrics": metrics, "cost": cost, "fitted": fitted}
+    return {"metrics": metrics, "cost": cost, "fitted": fitted, "warnings": score_warnings(scores)}
+
+
+def score_warnings(scores: np.ndarray) -> list[str]:
+    """What makes a method's AUROC on ``scores`` (N,) unreliable: tied scores."""
+    distinct = int(np.unique(scores).size)
+    if distinct == 1:
+        return [
+            f"all {scores.size} test scores are equal ({float(scores[0]):.4g}): the model gives every"
+            " image the same score (e.g. it outputs the same image whatever the input), so its"
+            " AUROC of 0.5 measures nothing; train it longer"
+        ]
+    if distinct < scores.size / 2:
+        return [f"only {distinct} distinct scores among {scores.size} test images: ties decide"]
+    return []
 
 
 def _run_piade(

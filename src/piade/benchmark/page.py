@@ -14,7 +14,7 @@ from typing import Any
 
 from piade.benchmark.ablation import render_ablation
 from piade.benchmark.methods import METHODS
-from piade.benchmark.tables import fmt, markdown_table, render_image_table
+from piade.benchmark.tables import fmt, markdown_table, render_image_table, render_warnings
 
 SUITE_TITLES = {
     "mvtec": "MVTec AD (paper Table 3)",
@@ -94,6 +94,7 @@ def _suite_section(tables: dict[str, Any], file: Path, base: Path) -> str:
         _settings_line(runs),
         "\n### Image AUROC\n",
         render_image_table(tables),
+        render_warnings(tables),
         _comparison(tables),
     ]
     if tables["pixel"]:

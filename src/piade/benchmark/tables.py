@@ -105,6 +105,11 @@ def build_tables(results: Sequence[dict[str, Any]], *, suite: str) -> dict[str, 
         "pixel": _pixel_rows(summary, classes, methods),
         "cost": _cost_rows(results, classes, methods),
         "ablation": ablation_table(summary, classes),
+        "warnings": [
+            f"{r['method']} {r['class']} seed {r['seed']}: {w}"
+            for r in results
+            for w in r.get("warnings", [])
+        ],
     }
 
 
@@ -207,6 +212,12 @@ def render_image_table(tables: dict[str, Any]) -> str:
     return markdown_table(header, body)
 
 
+def render_warnings(tables: dict[str, Any]) -> str:
+    """The runs whose figures cannot be trusted, and why, as a Markdown list ("" when none)."""
+    warnings = tables.get("warnings", [])  # absent in tables written before warnings existed
+    return "".join(["\n**Warnings:**\n\n", *[f"- {w}\n" for w in warnings]]) if warnings else ""
+
+
 def _mean_cell(value: float | None, count: int, total: int) -> str:
     if value is None:
         return "–"
@@ -222,6 +233,7 @@ def render_markdown(tables: dict[str, Any]) -> str:
         f"Image AUROC. {caption}Paper columns: the values the paper reports ({paper['citation']}).\n"
     )
     parts.append(render_image_table(tables))
+    parts.append(render_warnings(tables))
     if tables["pixel"]:
         parts.append("\n## Pixel-level (ground-truth masks)\n")
         keys = [k for k in tables["pixel"][0] if k != "class"]
