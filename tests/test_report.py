@@ -263,3 +263,47 @@ def test_vector_table_counts_decoded_vectors_per_class(tmp_path: Path) -> None:
     assert f"{median:.4f}" in normal
     without = write_report(tmp_path / "no", synthetic(), metrics=METRICS, title="t")
     assert "Instantiation vectors" not in without.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        "equal-float32",  # every length 1.0000 in float32, one ulp apart (issue #12's grey run)
+        "constant",
+        "nan",
+    ],
+)
+def test_degenerate_values_still_draw_every_figure(tmp_path: Path, values: str) -> None:
+    data = synthetic(n_normal=4, n_anomalous=4, height=16, width=16)
+    n = len(data.labels)
+    if values == "equal-float32":
+        one = np.float32(1.0)
+        column = np.where(np.arange(n) % 2, one, np.nextafter(one, np.float32(0)))
+        data = dataclasses.replace(data, lengths=np.stack([column, column], axis=1))
+    elif values == "constant":
+        data.scores[:] = 0.25
+        data.lengths[:] = 0.5
+    else:
+        data.scores[0] = np.nan
+        data.lengths[:, 1] = np.nan
+    page = write_report(tmp_path, data, metrics={"image_auroc": None}, title="degenerate")
+    assert_figures(tmp_path)
+    assert page.read_text(encoding="utf-8").count("data:image/png;base64,") == 5
+
+
+def test_a_figure_that_fails_leaves_the_others_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import piade.report
+
+    def broken(data: ReportData) -> None:
+        raise ValueError("bins exploded")
+
+    monkeypatch.setattr(piade.report, "_roc_figure", broken)
+    page = write_report(tmp_path, synthetic(), metrics={"image_auroc": 0.5}, title="partial")
+    assert "could not draw roc.png (ValueError: bins exploded)" in caplog.text
+    assert page.read_text(encoding="utf-8").count("data:image/png;base64,") == 5
+    with Image.open(tmp_path / "roc.png") as image:
+        assert image.width >= 300
+    for name in (n for n in FIGURES if n != "roc"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 1000

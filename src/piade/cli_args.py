@@ -13,7 +13,7 @@ from piade import cli_benchmark
 from piade.config import DECODER_INITS, ModelConfig, with_legacy_values
 from piade.errors import ConfigError
 from piade.scoring import SCORE_KINDS
-from piade.training import COMPILE_MODES, RUN, TrainConfig
+from piade.training import CHECKPOINT, COMPILE_MODES, RUN, TrainConfig
 
 DATASETS = ("mvtec", "cifar10", "coil100", "folder")
 Formatter = argparse.ArgumentDefaultsHelpFormatter
@@ -320,7 +320,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     fit = verbs["fit"]
     defaults: dict[str, Any] = {}
     valid = {a.dest for a in fit._actions} - FIT_ONLY
-    if args.resume and (args.out / RUN).is_file():
+    if args.resume and not (args.out / RUN).is_file():
+        raise ConfigError(
+            f"--resume: no run to resume in {args.out} (no {RUN} / {CHECKPOINT}); drop --resume to"
+            " start a new run there"
+        )
+    if args.resume:
         run = json.loads((args.out / RUN).read_text())
         model = with_legacy_values(run.get("model", {}))
         saved = run.get("data", {}).get("cli", {}) | model | run.get("train", {})
@@ -343,7 +348,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def _read_yaml(path: Path, *, valid: set[str]) -> dict[str, Any]:
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"--config {path}: not a UTF-8 YAML file (byte {error.start} cannot be decoded);"
+            " give a text file of setting: value lines (e.g. 'epochs: 50')"
+        ) from error
     except (OSError, yaml.YAMLError) as error:
         raise ConfigError(f"--config {path}: cannot read it as YAML ({error})") from error
     if not isinstance(values, dict):
@@ -363,7 +373,9 @@ def _read_yaml(path: Path, *, valid: set[str]) -> dict[str, Any]:
 
 
 def model_config(args: argparse.Namespace) -> ModelConfig:
-    size = args.image_size or (32 if args.data == "cifar10" else 120)
+    size = args.image_size
+    if size is None:
+        size = 32 if args.data == "cifar10" else 120
     return ModelConfig(
         image_size=size,
         backbone=args.backbone,

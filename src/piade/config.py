@@ -17,6 +17,9 @@ from piade.errors import ConfigError
 TORCHVISION_BACKBONES = ("resnet18", "resnet34", "resnet50")
 TIMM_PREFIX = "timm:"
 MIN_IMAGE_SIZE = 32
+# The largest side accepted: memory grows with its square (the paper's largest is 120 px), and a
+# mistyped size must be refused before anything is allocated rather than fail deep inside torch.
+MAX_IMAGE_SIZE = 1024
 DECODER_INITS = ("bilinear", "orthogonal")
 # What configs written before a setting existed meant by it (their runs and model files used it)
 LEGACY_VALUES: dict[str, Any] = {"decoder_init": "orthogonal"}
@@ -76,8 +79,8 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _check(
-            self.image_size >= MIN_IMAGE_SIZE,
-            f"image_size must be >= {MIN_IMAGE_SIZE} px",
+            MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE,
+            f"image_size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} px",
             self.image_size,
         )
         _check(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import logging
 import numbers
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +34,8 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from piade.metrics import vector_statistics
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ReportData", "write_report"]
 
@@ -151,13 +154,14 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     blocks = _pick_examples(data, max_examples)
     norm = Normalize(*_map_scale(data))
-    figures = {
-        "reconstructions": _reconstruction_figure(data, blocks),
-        "anomaly_maps": _map_figure(data, blocks, norm),
-        "roc": _roc_figure(data),
-        "score_histogram": _histogram_figure(data),
-        "vector_lengths": _lengths_figure(data),
+    drawers: dict[str, Callable[[], Figure]] = {
+        "reconstructions": lambda: _reconstruction_figure(data, blocks),
+        "anomaly_maps": lambda: _map_figure(data, blocks, norm),
+        "roc": lambda: _roc_figure(data),
+        "score_histogram": lambda: _histogram_figure(data),
+        "vector_lengths": lambda: _lengths_figure(data),
     }
+    figures = {name: _drawn(name, draw) for name, draw in drawers.items()}
     outline = f"; {MASK_COLOUR} outlines: ground-truth masks" if data.masks is not None else ""
     basis = "normal images' maps" if (data.labels == 0).any() else "all maps; no normal images"
     embedded = []
@@ -170,6 +174,22 @@ def write_report(
     page = out / "report.html"
     page.write_text(_html(data, title, metrics, embedded), encoding="utf-8")
     return page
+
+
+def _drawn(name: str, draw: Callable[[], Figure]) -> Figure:
+    """``draw()``, or a figure saying why it could not be drawn: one figure's failure must not
+    cost the report its other figures (the metrics are written before the report)."""
+    try:
+        fig = draw()
+        FigureCanvasAgg(fig).draw()  # rendering errors surface here, not when saving
+        return fig
+    except Exception as error:
+        log.warning("report: could not draw %s.png (%s: %s)", name, type(error).__name__, error)
+        fig = Figure(figsize=(6.0, 3.0), dpi=DPI)
+        fig.text(0.5, 0.6, f"{name}: could not be drawn", ha="center", fontsize=13)
+        fig.text(0.5, 0.4, f"{type(error).__name__}: {error}"[:90], ha="center", fontsize=9)
+        fig.patch.set_facecolor("#f3e3e3")
+        return fig
 
 
 def _pick_examples(data: ReportData, k: int) -> list[tuple[str, np.ndarray]]:
@@ -343,7 +363,12 @@ def _roc_figure(data: ReportData) -> Figure:
 
 def _class_histogram(ax: Axes, values: np.ndarray, labels: np.ndarray, xlabel: str) -> None:
     """Overlaid normal / anomalous histograms on shared bins; an empty class gets a legend note."""
-    edges = np.histogram_bin_edges(values, bins=int(np.clip(2 * np.sqrt(values.size), 10, 40)))
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    if not finite.all():
+        xlabel += f" ({int((~finite).sum())} not finite, left out)"
+    values, labels = values[finite], labels[finite]
+    edges = _bin_edges(values, bins=int(np.clip(2 * np.sqrt(values.size), 10, 40)))
     for cls, name, colour in CLASSES:
         part = values[labels == cls]
         label = f"{name} (n={part.size})"
@@ -353,6 +378,17 @@ def _class_histogram(ax: Axes, values: np.ndarray, labels: np.ndarray, xlabel: s
             ax.plot([], [], " ", label=f"no {name} images")
     ax.set(xlabel=xlabel, ylabel="images")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _bin_edges(values: np.ndarray, *, bins: int) -> np.ndarray:
+    """Shared histogram bins; values (all finite) that are equal or nearly so get a visible range."""
+    if values.size == 0:
+        return np.linspace(0.0, 1.0, bins + 1)
+    lo, hi = float(values.min()), float(values.max())
+    if hi - lo <= 1e-9 * max(1.0, abs(lo), abs(hi)):  # one value, up to float32 rounding
+        pad = max(1e-3 * abs(lo), 1e-6)
+        return np.linspace(lo - pad, hi + pad, bins + 1)
+    return np.histogram_bin_edges(values, bins=bins)
 
 
 def _histogram_figure(data: ReportData) -> Figure:

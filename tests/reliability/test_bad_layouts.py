@@ -154,6 +154,31 @@ def config_not_a_mapping(tmp: Path) -> Built:
     return argv, [f"--config {config}: expected a mapping"]
 
 
+def config_not_utf8(tmp: Path) -> Built:
+    config = write(tmp / "fit.yaml", bytes(range(128, 256)) * 4)
+    argv = ["fit", "--config", config, "--out", tmp / "run"]
+    return argv, [f"--config {config}: not a UTF-8 YAML file"]
+
+
+def huge_image_size(tmp: Path) -> Built:
+    return _fit_mvtec(tmp / "nowhere", tmp, "--image-size", "100000"), [
+        "image_size must be between 32 and 1024 px",
+        "100000",
+    ]
+
+
+def zero_image_size(tmp: Path) -> Built:
+    return _fit_mvtec(tmp / "nowhere", tmp, "--image-size", "0"), [
+        "image_size must be between 32 and 1024 px"
+    ]
+
+
+def resume_without_a_run(tmp: Path) -> Built:
+    (tmp / "run").mkdir()
+    argv = ["fit", "--resume", "--out", tmp / "run"]
+    return argv, [f"no run to resume in {tmp / 'run'}", "run.json", "drop --resume"]
+
+
 CASES: dict[str, Callable[[Path], Built]] = {
     f.__name__: f
     for f in (
@@ -176,6 +201,10 @@ CASES: dict[str, Callable[[Path], Built]] = {
         bad_device_name,
         config_unknown_key,
         config_not_a_mapping,
+        config_not_utf8,
+        huge_image_size,
+        zero_image_size,
+        resume_without_a_run,
     )
 }
 
@@ -297,3 +326,20 @@ def test_a_cuda_index_this_machine_lacks_is_refused(
     assert_error(
         run, "fit", "--device cuda:7: this machine has 1 cuda device(s) (cuda:0 to cuda:0)"
     )
+
+
+def test_a_category_without_ground_truth_loads_with_labels_only(
+    model_file: Path, tmp_path: Path, cli: Cli
+) -> None:
+    root = _mvtec(tmp_path)
+    shutil.rmtree(root / "widget" / "ground_truth")
+    run = cli(["evaluate", model_file, "--data", "mvtec", "--root", root, "--category", "widget",
+               "--device", "cpu", "--out", tmp_path / "eval"])  # fmt: skip
+    assert run.code == 0, run.err
+    warnings = [line for line in run.err.splitlines() if line.startswith("piade evaluate: warning")]
+    assert len(warnings) == 1 and "has no ground_truth/ folder" in warnings[0], run.err
+    assert "pixel metrics (pixel AUROC, AUPRO) are skipped" in warnings[0]
+    import json
+
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["image_auroc"] is not None and metrics["pixel_auroc"] is None

@@ -3,18 +3,22 @@
 
 The split is the published one: train = ``train/good``; test = every image under ``test/``, label 0
 for ``good`` and 1 for any other folder. Every defect image must have its mask; a missing one is an
-error naming the image and the path where its mask was expected. Grey categories (grid, screw,
+error naming the image and the path where its mask was expected. A category with no
+``ground_truth/`` folder at all (as some copies ship, and as most users' own labelled data come)
+loads with image labels only, and one :class:`DataWarning` says that pixel metrics are skipped. Grey categories (grid, screw,
 zipper) are repeated to three channels when decoded.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from piade.data.common import (
     ANOMALOUS,
     NORMAL,
+    DataWarning,
     Sample,
     as_path,
     describe_choices,
@@ -88,13 +92,21 @@ def index_mvtec(category: Path) -> tuple[list[Sample], list[Sample]]:
             f"no folders in {test_dir}; expected test/good and one folder per defect "
             f"type ({_LAYOUT})"
         )
+    with_masks = (category / "ground_truth").is_dir()
+    if not with_masks and any(folder.name != GOOD for folder in defects):
+        warnings.warn(
+            f"{category} has no ground_truth/ folder: defect images are used with their labels"
+            " only, and pixel metrics (pixel AUROC, AUPRO) are skipped",
+            DataWarning,
+            stacklevel=2,
+        )
     for folder in defects:
         for file in list_images(folder):
             if folder.name == GOOD:
                 test.append(Sample(str(file), NORMAL, None, GOOD))
             else:
-                mask = _mask_of(category, folder.name, file)
-                test.append(Sample(str(file), ANOMALOUS, str(mask), folder.name))
+                mask = _mask_of(category, folder.name, file) if with_masks else None
+                test.append(Sample(str(file), ANOMALOUS, str(mask) if mask else None, folder.name))
     return train, test
 
 
