@@ -36,6 +36,23 @@ def auto_or_number(value: str | float | None) -> float | None:
         raise argparse.ArgumentTypeError(f"expected 'auto' or a number, got {value!r}") from error
 
 
+def positive_int(value: str, *, most: int | None = None) -> int:
+    """An integer >= 1 (and <= ``most``), e.g. a batch size."""
+    wanted = "a whole number >= 1" + ("" if most is None else f" and <= {most}")
+    try:
+        number = int(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected {wanted}, got {value!r}") from error
+    if number < 1 or (most is not None and number > most):
+        raise argparse.ArgumentTypeError(f"expected {wanted}, got {value!r}")
+    return number
+
+
+def check_batch_size(value: str) -> int:
+    """``--check-batch-size``: 1 to 256 images (the export's example batch)."""
+    return positive_int(value, most=256)
+
+
 PRECISE_BN = {"auto": None, "on": True, "off": False}
 
 
@@ -246,14 +263,14 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     evaluate.add_argument("model", help="model file, or the --out directory of 'piade fit'")
     _data_flags(evaluate, required=True)
     evaluate.add_argument("--out", type=Path, required=True, help="folder for metrics and report")
-    evaluate.add_argument("--batch-size", type=int, default=32)
+    evaluate.add_argument("--batch-size", type=positive_int, default=32)
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
 
     predict = _verb(verbs, "predict", "score images; write scores.csv and anomaly maps")
     predict.add_argument("model", help="model file, or the --out directory of 'piade fit'")
     predict.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE_OR_DIR")
     predict.add_argument("--out", type=Path, required=True, help="folder for scores.csv and maps")
-    predict.add_argument("--batch-size", type=int, default=16)
+    predict.add_argument("--batch-size", type=positive_int, default=16)
     predict.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
     predict.add_argument("--no-maps", action="store_true", help="write scores.csv only")
     predict.add_argument(
@@ -269,7 +286,7 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     export.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
     export.add_argument(
         "--check-batch-size",
-        type=int,
+        type=check_batch_size,
         default=2,
         help="batch size of the export example (the check uses one more)",
     )

@@ -75,6 +75,8 @@ class TrainConfig:
             "batch_size": self.batch_size >= 2,
             "lr": self.lr > 0,
             "weight_decay": self.weight_decay >= 0,
+            "perceptual_weight": 0 <= self.perceptual_weight < math.inf,
+            "ssim_weight": 0 <= self.ssim_weight < math.inf,
             "checkpoint_every": self.checkpoint_every >= 1,
             "calibration_fraction": 0 < self.calibration_fraction < 1,
             "threshold_quantile": 0 < self.threshold_quantile <= 1,
@@ -86,7 +88,7 @@ class TrainConfig:
             values = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
             raise ConfigError(
                 f"invalid training setting(s): {values} (epochs >= 1, batch_size >= 2,"
-                " lr > 0, 0 < calibration_fraction < 1, 0 < threshold_quantile <= 1, map_sigma >= 0,"
+                " lr > 0, weights >= 0, 0 < calibration_fraction < 1, 0 < threshold_quantile <= 1, map_sigma >= 0,"
                 f" compile one of {', '.join(COMPILE_MODES)})"
             )
 
