@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from piade.config import ModelConfig, with_legacy_values
+from piade.errors import ConfigError
 from piade.losses import ReconstructionLoss, build_perceptual_network
 from piade.modelfile import ModelFileError, read_model_file, write_model_file
 from piade.runtime import memory_format, resolve_device
@@ -138,12 +139,13 @@ class Detector:
 
     @torch.no_grad()
     def score(self, images: torch.Tensor, *, map_kind: str | None = None) -> Detection:
-        """Score images (B, 3, H, W) in [0, 1], H = W = :attr:`image_size`."""
-        if images.ndim != 4 or images.shape[1] != 3 or images.shape[-2:] != (self.image_size,) * 2:
-            raise ValueError(
-                f"expected images of shape (B, 3, {self.image_size}, "
-                f"{self.image_size}) in [0, 1], got {tuple(images.shape)}"
-            )
+        """Score images (B, 3, H, W) in [0, 1], H = W = :attr:`image_size`.
+
+        Raises :class:`~piade.errors.ConfigError` (a ``ValueError``) naming what is wrong with
+        ``images``: not a tensor, not floating point (uint8 images must be divided by 255), the
+        wrong shape, or values outside [0, 1].
+        """
+        check_images(images, self.image_size)
         raw = score_images(self.model, self.criterion, images.to(self.device, torch.float32))
         cal, terms = self.calibration, raw.terms
         heat = anomaly_map(raw.residuals, map_kind or cal.map_kind, cal.map_scales, cal.map_sigma)
@@ -220,6 +222,28 @@ class Detector:
             perceptual, perceptual_weight=loss["perceptual_weight"], ssim_weight=loss["ssim_weight"]
         )
         return cls(model, criterion, calibration, info=info).to(resolve_device(device))
+
+
+def check_images(images: object, size: int) -> None:
+    """ConfigError unless ``images`` is a float tensor (B, 3, size, size) with values in [0, 1]."""
+    expected = f"a float tensor (B, 3, {size}, {size}) with values in [0, 1]"
+    if not isinstance(images, torch.Tensor):
+        hint = " (torch.from_numpy(array) makes one)" if hasattr(images, "__array__") else ""
+        raise ConfigError(f"images: expected {expected}, got {type(images).__name__}{hint}")
+    if not images.is_floating_point():
+        raise ConfigError(
+            f"images: expected {expected}, got dtype {images.dtype}"
+            + (" (divide uint8 images by 255)" if images.dtype == torch.uint8 else "")
+        )
+    if images.ndim != 4 or images.shape[1] != 3 or images.shape[-2:] != (size, size):
+        raise ConfigError(f"images: expected {expected}, got shape {tuple(images.shape)}")
+    if images.numel():
+        low, high = float(images.min()), float(images.max())  # NaN fails both comparisons
+        if not (low >= -1e-6 and high <= 1 + 1e-6):
+            raise ConfigError(
+                f"images: expected {expected}, got values from {low:.4g} to {high:.4g}"
+                " (scale them to [0, 1]; piade normalises internally)"
+            )
 
 
 def load(path: str | os.PathLike[str], *, device: str = "cpu") -> Detector:

@@ -148,3 +148,28 @@ def test_anomalous_images_score_higher_and_maps_point_at_the_defect(run_dir: Pat
 def test_map_at_resizes_to_the_original_resolution(run_dir: Path) -> None:
     detector: Detector = load(run_dir)
     assert detector.map_at(torch.rand(2, 32, 32), 50, 70).shape == (2, 50, 70)
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        (np.zeros((1, 3, 32, 32), np.float32), "got ndarray (torch.from_numpy"),
+        (
+            torch.zeros(1, 3, 32, 32, dtype=torch.uint8),
+            "dtype torch.uint8 (divide uint8 images by 255)",
+        ),
+        (torch.zeros(1, 3, 16, 16), "got shape (1, 3, 16, 16)"),
+        (torch.full((1, 3, 32, 32), 255.0), "values from 255 to 255"),
+        (torch.full((1, 3, 32, 32), float("nan")), "values from nan to nan"),
+        (torch.full((1, 3, 32, 32), -1.0), "scale them to [0, 1]"),
+    ],
+    ids=["numpy", "uint8", "shape", "0-255", "nan", "minus-one"],
+)
+def test_bad_images_are_refused_naming_the_problem(
+    run_dir: Path, images: object, message: str
+) -> None:
+    from piade.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^images: expected a float tensor") as caught:
+        load(run_dir).score(images)  # type: ignore[arg-type]
+    assert message in str(caught.value)
