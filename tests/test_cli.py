@@ -37,7 +37,7 @@ def test_bad_weights_file_is_one_line_and_exit_code_2(
 
 def test_bad_setting_names_the_value(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", "--image-size", "16"]) == 2
-    assert "image_size must be >= 32" in capsys.readouterr().err
+    assert "image_size must be between 32 and 1024 px (got 16)" in capsys.readouterr().err
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:

@@ -94,7 +94,7 @@ def _suite_section(tables: dict[str, Any], file: Path, base: Path) -> str:
         _settings_line(runs),
         "\n### Image AUROC\n",
         render_image_table(tables),
-        render_warnings(tables),
+        *([render_warnings(tables)] if tables.get("warnings") else []),
         _comparison(tables),
     ]
     if tables["pixel"]:

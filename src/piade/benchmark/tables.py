@@ -233,7 +233,8 @@ def render_markdown(tables: dict[str, Any]) -> str:
         f"Image AUROC. {caption}Paper columns: the values the paper reports ({paper['citation']}).\n"
     )
     parts.append(render_image_table(tables))
-    parts.append(render_warnings(tables))
+    if tables.get("warnings"):
+        parts.append(render_warnings(tables))
     if tables["pixel"]:
         parts.append("\n## Pixel-level (ground-truth masks)\n")
         keys = [k for k in tables["pixel"][0] if k != "class"]
