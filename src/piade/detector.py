@@ -196,6 +196,10 @@ class Detector:
         """Load a model file (or the run directory holding ``model.safetensors``)."""
         from piade.model import build_model
 
+        if not isinstance(path, str | os.PathLike):
+            raise ConfigError(
+                f"path: expected a model file or run folder path, got {type(path).__name__}"
+            )
         tensors, info = read_model_file(path)
         try:
             config = ModelConfig.from_dict(with_legacy_values(info["model"]))

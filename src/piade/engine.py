@@ -87,6 +87,39 @@ def stack_images(dataset: ImageSet) -> torch.Tensor:
     return (torch.stack(items) * 255).round().clamp(0, 255).to(torch.uint8)
 
 
+def _fit_arguments(
+    train_set: object, out_dir: object, model_config: object, train_config: object
+) -> torch.Tensor:
+    """The training images (N, 3, S, S) uint8, or a ConfigError naming the bad argument."""
+    if not isinstance(model_config, ModelConfig):
+        hint = " (ModelConfig.from_dict(d) makes one)" if isinstance(model_config, dict) else ""
+        raise ConfigError(
+            f"model_config: expected a piade.ModelConfig, got {type(model_config).__name__}{hint}"
+        )
+    if not isinstance(train_config, TrainConfig):
+        hint = " (TrainConfig(**d) makes one)" if isinstance(train_config, dict) else ""
+        raise ConfigError(
+            f"train_config: expected a piade.TrainConfig, got {type(train_config).__name__}{hint}"
+        )
+    if not isinstance(out_dir, str | os.PathLike):
+        raise ConfigError(f"out_dir: expected a folder path, got {type(out_dir).__name__}")
+    try:
+        images = stack_images(train_set)  # type: ignore[arg-type]
+    except (TypeError, IndexError, KeyError, AttributeError, RuntimeError) as error:
+        raise ConfigError(
+            "train_set: expected a piade data set (a length, and items holding an 'image' float"
+            " tensor (3, H, W) in [0, 1]; piade.data.build_datasets makes one), got"
+            f" {type(train_set).__name__} ({type(error).__name__}: {error})"
+        ) from error
+    size = model_config.image_size
+    if images.ndim != 4 or images.shape[1] != 3 or tuple(images.shape[-2:]) != (size, size):
+        raise ConfigError(
+            f"train_set: its images are {tuple(images.shape[1:])} but model_config.image_size is"
+            f" {size}; build the data set at image_size={size}"
+        )
+    return images
+
+
 def fit(
     train_set: ImageSet,
     out_dir: str | os.PathLike[str],
@@ -102,12 +135,13 @@ def fit(
     ``validation_set`` (labelled, never the test set) switches the threshold from the quantile of
     held-out normal scores to the F1-optimal one on that set.
     """
+    checked = _fit_arguments(train_set, out_dir, model_config, train_config)
     out = Path(out_dir)
     cfg = train_config
     device = resolve_device(cfg.device)
     with distributed_context(device) as ddp:
         seed_everything(cfg.seed)
-        images = stack_images(train_set).to(device)
+        images = checked.to(device)
         fit_idx, cal_idx = split_calibration(len(images), cfg.calibration_fraction, cfg.seed)
         layout = memory_format(device)
         model = build_model(model_config, encoder_weights=cfg.encoder_weights)

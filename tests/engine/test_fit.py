@@ -201,3 +201,40 @@ def test_auto_batch_norm_keeps_the_statistics_with_the_lower_training_loss(tmp_p
     key = next(k for k, _ in runs["auto"].model.named_buffers() if k.endswith("running_mean"))
     picked = dict(runs[chosen["statistics"]].model.named_buffers())[key]
     assert torch.equal(dict(runs["auto"].model.named_buffers())[key], picked)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"train_set": [1, 2, 3]}, "train_set: expected a piade data set"),
+        ({"train_set": "images/"}, "got str"),
+        ({"model_config": {"image_size": 32}}, "model_config: expected a piade.ModelConfig, got dict"),
+        ({"train_config": {"epochs": 1}}, "train_config: expected a piade.TrainConfig, got dict"),
+        ({"out_dir": None}, "out_dir: expected a folder path, got NoneType"),
+        ({"model_config": ModelConfig(image_size=64, backbone=TINY_BACKBONE)},
+         "its images are (3, 32, 32) but model_config.image_size is 64"),
+    ],
+    ids=["list", "string", "model-dict", "train-dict", "no-out", "size-mismatch"],
+)  # fmt: skip
+def test_bad_fit_arguments_are_named(
+    tmp_path: Path, arguments: dict[str, object], message: str
+) -> None:
+    call: dict[str, object] = {
+        "train_set": normal_set(4),
+        "out_dir": tmp_path / "run",
+        "model_config": MODEL,
+        "train_config": _config(),
+    } | arguments
+    with pytest.raises(ConfigError) as caught:
+        fit(**call)  # type: ignore[arg-type]
+    assert message in str(caught.value)
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_load_names_a_path_that_is_not_one() -> None:
+    from piade.detector import load
+
+    with pytest.raises(
+        ConfigError, match="path: expected a model file or run folder path, got int"
+    ):
+        load(3)  # type: ignore[arg-type]
