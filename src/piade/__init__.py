@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 from piade.config import ModelConfig
 from piade.detector import Calibration, Detection, Detector, load
 from piade.engine import fit
+from piade.errors import ConfigError, DataError, PiadeError, WeightsError
 from piade.losses import LossTerms, ReconstructionLoss, build_perceptual_network, ssim
 from piade.model import ModelOutput, PyramidalCapsuleAutoencoder, build_model
 from piade.runtime import keep_freed_memory
@@ -16,14 +17,18 @@ from piade.training import TrainConfig
 
 __all__ = [
     "Calibration",
+    "ConfigError",
+    "DataError",
     "Detection",
     "Detector",
     "LossTerms",
     "ModelConfig",
     "ModelOutput",
+    "PiadeError",
     "PyramidalCapsuleAutoencoder",
     "ReconstructionLoss",
     "TrainConfig",
+    "WeightsError",
     "__version__",
     "build_model",
     "build_perceptual_network",

@@ -8,6 +8,8 @@ inside every model file, so a model can always be rebuilt from it.
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +80,7 @@ class ModelConfig:
     decoder_init: str = "bilinear"
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         _check(
             MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE,
             f"image_size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} px",
@@ -153,6 +156,56 @@ class ModelConfig:
             k: tuple(v) if isinstance(v, list) else v for k, v in values.items()
         }
         return cls(**kwargs)
+
+
+def check_field_types(settings: object) -> None:
+    """ConfigError naming the first field of the dataclass ``settings`` whose value has the wrong type.
+
+    Checked before any range check, so ``epochs="3"`` or ``image_size=120.0`` is one clear error
+    instead of a TypeError from a comparison, or a failure deep inside torch much later.
+    """
+    hints = typing.get_type_hints(type(settings))
+    for field in dataclasses.fields(settings):  # type: ignore[arg-type]
+        value = getattr(settings, field.name)
+        if not _has_type(value, hints[field.name]):
+            raise ConfigError(
+                f"{type(settings).__name__}: {field.name} must be {_type_name(hints[field.name])}"
+                f" (got {type(value).__name__} {value!r})"
+            )
+
+
+def _has_type(value: object, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_has_type(value, arg) for arg in args)
+    if origin is tuple:
+        if not isinstance(value, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_has_type(item, args[0]) for item in value)
+        return len(value) == len(args) and all(map(_has_type, value, args))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint in (int, float):  # a bool is an int to Python, never a count or a rate here
+        allowed = (int,) if hint is int else (int, float)
+        return isinstance(value, allowed) and not isinstance(value, bool)
+    return hint is Any or isinstance(value, origin or hint)
+
+
+def _type_name(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(arg) for arg in args)
+    if origin is tuple:
+        plural = {int: "integers", float: "numbers", str: "strings"}
+        return f"a tuple of {plural.get(args[0], _type_name(args[0]))}" if args else "a tuple"
+    if hint is type(None):
+        return "None"
+    return {int: "an integer", float: "a number", str: "a string", bool: "True or False"}.get(
+        hint, getattr(hint, "__name__", str(hint))
+    )
 
 
 def _check(ok: bool, message: str, value: object) -> None:

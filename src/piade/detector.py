@@ -143,9 +143,14 @@ class Detector:
 
         Raises :class:`~piade.errors.ConfigError` (a ``ValueError``) naming what is wrong with
         ``images``: not a tensor, not floating point (uint8 images must be divided by 255), the
-        wrong shape, or values outside [0, 1].
+        wrong shape, or values outside [0, 1]; or ``map_kind`` when it is not one of
+        :data:`~piade.scoring.MAP_KINDS`.
         """
         check_images(images, self.image_size)
+        if map_kind is not None and (not isinstance(map_kind, str) or map_kind not in MAP_KINDS):
+            raise ConfigError(
+                f"map_kind: expected None or one of {', '.join(MAP_KINDS)}, got {map_kind!r}"
+            )
         raw = score_images(self.model, self.criterion, images.to(self.device, torch.float32))
         cal, terms = self.calibration, raw.terms
         heat = anomaly_map(raw.residuals, map_kind or cal.map_kind, cal.map_scales, cal.map_sigma)

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from piade.config import check_field_types
 from piade.errors import ConfigError, PiadeError
 from piade.losses import LossTerms, ReconstructionLoss
 from piade.preprocess import to_signed
@@ -70,6 +71,7 @@ class TrainConfig:
     compile: str | None = None  # torch.compile mode of the training step (COMPILE_MODES), or None
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         checks = {
             "epochs": self.epochs >= 1,
             "batch_size": self.batch_size >= 2,
