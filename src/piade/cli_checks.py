@@ -75,12 +75,23 @@ def _check_device(device: torch.device, spec: str) -> None:
 
 
 def check_writable(folder: Path, *, flag: str) -> None:
-    """Create ``folder`` if needed and write (then delete) a probe file in it; ConfigError if not."""
+    """ConfigError unless ``folder`` can be written to, or created and then written to.
+
+    A probe file is written (then deleted) in ``folder`` or, when it does not exist yet, in its
+    nearest existing parent: nothing is created here, so a command refused later for another
+    reason leaves no empty folder behind. The verb creates ``folder`` when it writes its first file.
+    """
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{flag} {folder} is a file, expected a folder; choose another {flag}")
-    probe = folder / f".piade-write-test-{os.getpid()}"
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(
+            f"{flag} {folder} cannot be created: {existing} is a file; choose another {flag}"
+        )
+    probe = existing / f".piade-write-test-{os.getpid()}"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:

@@ -129,7 +129,7 @@ def out_under_a_file(tmp: Path) -> Built:
     write(tmp / "file", b"")
     argv = _fit_mvtec(tmp / "nowhere", tmp)
     argv[-1] = tmp / "file" / "run"
-    return argv, [f"--out {tmp / 'file' / 'run'} cannot be written", "not a directory"]
+    return argv, [f"--out {tmp / 'file' / 'run'} cannot be created: {tmp / 'file'} is a file"]
 
 
 def export_out_is_a_folder(tmp: Path) -> Built:
@@ -294,6 +294,15 @@ def test_unwritable_output_is_refused_before_any_work(
     }
     run = cli(argv[verb])
     assert_error(run, verb, f"--out {out} cannot be written", "choose a folder you can write to")
+
+
+def test_a_refused_command_creates_no_output_folder(tmp_path: Path, cli: Cli) -> None:
+    out = tmp_path / "new" / "run"
+    data = ["--data", "mvtec", "--root", tmp_path / "no_data_here", "--category", "widget"]
+    run = cli(["fit", *data, "--image-size", "100000", "--out", out])
+    assert_error(run, "fit", "image_size must be between 32 and 1024 px")
+    assert not (tmp_path / "new").exists(), "the refused fit left an empty --out folder"
+    assert list(tmp_path.iterdir()) == [], "the write probe was left behind"
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
