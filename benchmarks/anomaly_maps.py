@@ -1,7 +1,7 @@
 """Which anomaly map locates defects best? Pixel AUROC and AUPRO of every map kind, one model.
 
 Scores the test split of an MVTec-layout category with a trained model (``piade fit`` output) and
-compares the per-pixel maps of :mod:`piade.scoring` — ``ssim`` (1 − SSIM), ``perceptual``
+compares the per-pixel maps of :mod:`piade.inference.scoring` — ``ssim`` (1 − SSIM), ``perceptual``
 (upsampled VGG feature residual), ``mse`` and ``combined`` (ssim and perceptual, each divided by its
 mean on held-out normal images) — on the ground-truth masks, each unsmoothed and smoothed with every σ of ``--sigmas`` (pixels;
 ``piade fit`` smooths with σ = size / 30 by default). All come from the same scoring pass, so the
@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from piade.data import build_datasets
-from piade.detector import load
+from piade.inference.detector import load
+from piade.inference.scoring import MAP_KINDS, anomaly_map, score_images
 from piade.metrics import aupro, image_auroc, pixel_auroc
-from piade.scoring import MAP_KINDS, anomaly_map, score_images
 
 
 def main() -> None:

@@ -31,11 +31,11 @@ from typing import Any
 import torch
 
 from piade import cli
-from piade.cli_args import datasets, parse_args
-from piade.engine import stack_images
+from piade.cli.args import datasets, parse_args
+from piade.data.dataset import stack_images
 from piade.losses import ReconstructionLoss, build_perceptual_network
 from piade.preprocess import to_signed
-from piade.training import METRICS
+from piade.train.checkpoint import METRICS
 
 TERMS = ("loss", "mse", "perceptual", "ssim")
 

@@ -23,9 +23,9 @@ import torch
 
 from piade.benchmark.cost import device_description
 from piade.config import ModelConfig
-from piade.engine import fit
 from piade.runtime import keep_freed_memory
-from piade.training import COMPILE_MODES, TrainConfig
+from piade.train.config import COMPILE_MODES, TrainConfig
+from piade.train.run import fit
 
 SHAPES = {"mvtec": (209, 120), "cifar10": (5000, 32)}  # training images, image size
 

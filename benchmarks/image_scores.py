@@ -1,7 +1,7 @@
 """Which image score ranks defects best? Every score kind of one trained model, on one test set.
 
 One forward pass per test image gives the loss terms and the anomaly residuals; every score of
-``piade.scoring.SCORE_KINDS`` is computed from them (the paper's total loss, the maximum and top-1 %
+``piade.inference.scoring.SCORE_KINDS`` is computed from them (the paper's total loss, the maximum and top-1 %
 mean of the smoothed anomaly map, the top-1 % mean of the smoothed ImageNet-feature residual) and
 ranked by image AUROC against the labels. The scores need no retraining: they differ only after the
 network. Prints one JSON line per score kind, then a table::
@@ -18,11 +18,11 @@ import json
 import numpy as np
 import torch
 
-from piade.cli_args import datasets, parse_args
-from piade.detector import load
-from piade.engine import stack_images
+from piade.cli.args import datasets, parse_args
+from piade.data.dataset import stack_images
+from piade.inference.detector import load
+from piade.inference.scoring import SCORE_KINDS, image_score, score_images
 from piade.metrics import image_auroc
-from piade.scoring import SCORE_KINDS, image_score, score_images
 
 
 def score_all(model_path: str, fit_flags: list[str], batch_size: int) -> dict[str, object]:

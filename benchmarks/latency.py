@@ -1,6 +1,6 @@
 """Inference latency for one image and throughput at batch 32: PyTorch against ONNX Runtime.
 
-Both run the same computation: piade's scoring graph (``piade.export.ScoringGraph``: reconstruction,
+Both run the same computation: piade's scoring graph (``piade.inference.export.ScoringGraph``: reconstruction,
 the paper's score and the anomaly map) with random weights at the paper's 120 px. PyTorch runs it
 eagerly in the engine's layout (channels_last, ``torch.no_grad``); ONNX Runtime runs the file
 ``piade export`` writes (checked against PyTorch on export), with the CPU provider, full graph
@@ -25,8 +25,9 @@ import torch
 
 from piade.benchmark.cost import device_description
 from piade.config import ModelConfig
-from piade.detector import Calibration, Detector
-from piade.export import ScoringGraph, export_onnx
+from piade.inference.calibration import Calibration
+from piade.inference.detector import Detector
+from piade.inference.export import ScoringGraph, export_onnx
 from piade.losses import ReconstructionLoss, build_perceptual_network
 from piade.model import build_model
 from piade.runtime import keep_freed_memory

@@ -3,7 +3,7 @@
 Loads a model file written without the precise pass (``piade fit --precise-bn off``),
 scores the test split, then recomputes every batch norm's statistics on the training images
 exactly as ``piade fit`` does after its last epoch
-(``piade.training.precise_batch_norm`` on the same held-out split, in batches of ``--batch-size``)
+(``piade.train.loop.precise_batch_norm`` on the same held-out split, in batches of ``--batch-size``)
 and scores again. Prints one JSON line per state::
 
     python benchmarks/precise_bn.py runs/bottle --batch-size 120 \\
@@ -17,11 +17,11 @@ import json
 
 import numpy as np
 
-from piade.cli_args import datasets, parse_args
-from piade.detector import Detector, load
-from piade.engine import ImageSet, score_dataset, stack_images
-from piade.evaluation import compute_metrics, dataset_masks
-from piade.training import precise_batch_norm, split_calibration
+from piade.cli.args import datasets, parse_args
+from piade.data.dataset import ImageSet, stack_images
+from piade.evaluation.evaluate import compute_metrics, dataset_masks
+from piade.inference.detector import Detector, load, score_dataset
+from piade.train.loop import precise_batch_norm, split_calibration
 
 
 def test_metrics(detector: Detector, test: ImageSet) -> dict[str, object]:

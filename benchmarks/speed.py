@@ -35,11 +35,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from piade.benchmark.cost import device_description, peak_memory
 from piade.config import ModelConfig
+from piade.inference.scoring import score_images
 from piade.losses import ReconstructionLoss, build_perceptual_network
 from piade.model import build_model
 from piade.runtime import autocast_dtype, keep_freed_memory, resolve_device
-from piade.scoring import score_images
-from piade.training import compiled_loss_terms
+from piade.train.loop import compiled_loss_terms
 
 DEFAULT_BATCH = {32: 120, 120: 120, 256: 32}  # the paper's batch; 256 px: what fits a CPU budget
 OPTIONS = ("channels-last", "keep-freed-memory", "fused-adam", "inference-mode", "compile")

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from piade.training import TrainConfig
+from piade.train.config import TrainConfig
 
 TINY_BACKBONE = "timm:test_efficientnet"
 # CLI flags for a fast fit on CPU: tiny images and network, random weights (nothing to download)

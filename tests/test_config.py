@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from piade import ModelConfig
-from piade.checkpoint import CheckpointError, check_same_run
 from piade.config import with_legacy_values
 from piade.errors import ConfigError
+from piade.train.checkpoint import CheckpointError, check_same_run
 
 
 def test_defaults_are_the_papers() -> None:
@@ -90,7 +90,7 @@ def test_configs_saved_before_decoder_init_read_as_orthogonal() -> None:
     [([], None), (["--precise-bn", "on"], True), (["--precise-bn", "OFF"], False)],
 )
 def test_precise_bn_flag(flag: list[str], value: bool | None) -> None:
-    from piade.cli_args import parse_args, train_config
+    from piade.cli.args import parse_args, train_config
 
     args = parse_args(
         ["fit", "--data", "mvtec", "--root", "r", "--category", "c", "--out", "o", *flag]
@@ -99,7 +99,7 @@ def test_precise_bn_flag(flag: list[str], value: bool | None) -> None:
 
 
 def test_a_bad_precise_bn_value_is_named(capsys: pytest.CaptureFixture[str]) -> None:
-    from piade.cli_args import parse_args
+    from piade.cli.args import parse_args
 
     with pytest.raises(SystemExit):
         parse_args(

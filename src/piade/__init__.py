@@ -4,16 +4,14 @@ An implementation of Mishra, Piciarelli & Foresti, "A neural network for image a
 with deep pyramidal representations and dynamic routing", IJNS 30(10), 2020.
 """
 
-__version__ = "0.1.0"
-
 from piade.config import ModelConfig
-from piade.detector import Calibration, Detection, Detector, load
-from piade.engine import fit
 from piade.errors import ConfigError, DataError, PiadeError, WeightsError
+from piade.inference import Calibration, Detection, Detector, load
 from piade.losses import LossTerms, ReconstructionLoss, build_perceptual_network, ssim
 from piade.model import ModelOutput, PyramidalCapsuleAutoencoder, build_model
 from piade.runtime import keep_freed_memory
-from piade.training import TrainConfig
+from piade.train import TrainConfig, fit
+from piade.version import __version__
 
 __all__ = [
     "Calibration",

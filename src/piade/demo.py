@@ -144,10 +144,10 @@ def run_demo(
 
     from piade.config import ModelConfig
     from piade.data import build_datasets
-    from piade.detector import load
-    from piade.engine import fit
-    from piade.evaluation import evaluate
-    from piade.training import TrainConfig
+    from piade.evaluation.evaluate import evaluate
+    from piade.inference.detector import load
+    from piade.train.config import TrainConfig
+    from piade.train.run import fit
 
     out = Path(out_dir)
     for part in ("data", "run", "evaluation"):

@@ -13,8 +13,8 @@ from tests.fakes import TINY_BACKBONE, normal_image
 
 from piade import ModelConfig
 from piade.cli import main
-from piade.detector import Detector
-from piade.engine import calibrate
+from piade.inference.calibration import calibrate
+from piade.inference.detector import Detector
 from piade.losses import ReconstructionLoss, build_perceptual_network
 from piade.model import build_model
 

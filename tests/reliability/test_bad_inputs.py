@@ -173,7 +173,7 @@ def test_predict_records_a_bad_file_and_scores_the_others(
     bad = write(folder / "zz_cut.png", truncated(png(32)))
     run = _predict(cli, model_file, [folder], tmp_path / "out", "--no-maps")
     assert run.code == 0 and "scored 3 image(s)" in run.out and "1 unreadable" in run.out
-    assert f"WARNING piade.predict: cannot read image {bad}" in run.err
+    assert f"WARNING piade.inference.predict: cannot read image {bad}" in run.err
     rows = _rows(tmp_path / "out")
     assert [bool(r["error"]) for r in rows] == [False, False, False, True]
     assert "truncated" in rows[-1]["error"] and rows[-1]["score"] == ""

@@ -22,7 +22,7 @@ from PIL import Image
 from tests.fakes import normal_image
 
 from piade.cli import main
-from piade.cli_args import build_parsers
+from piade.cli.parsers import build_parsers
 
 VERBS = ("fit", "evaluate", "predict", "export")
 NOT_NUMBERS = ("", "abc", "1,5")

@@ -18,8 +18,8 @@ from tests.reliability.badfiles import encode, pixels
 from tests.reliability.conftest import tiny_detector
 
 from piade.data.decode import read_rgb, resize_image
-from piade.detector import Detector
 from piade.errors import DataError
+from piade.inference.detector import Detector
 
 # Pillow warns about damaged metadata (e.g. TIFF tags) in files that still decode; not a failure.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

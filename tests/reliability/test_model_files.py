@@ -1,7 +1,7 @@
 """Model files that are safe to load: pickles carrying code are refused without running it, and a
 file of another format version, truncated or tampered with is named with the reason.
 
-Library-level checks of the same properties live in tests/engine/test_detector.py; these run the
+Library-level checks of the same properties live in tests/inference/test_detector.py; these run the
 command line, as a user who downloaded a file would. See docs/reliability.md.
 """
 
@@ -18,8 +18,8 @@ from tests.reliability.badfiles import FAST, good_folder
 from tests.reliability.conftest import Cli
 from tests.reliability.test_bad_inputs import assert_error
 
-from piade.detector import load
-from piade.modelfile import ModelFileError
+from piade.inference.detector import load
+from piade.inference.modelfile import ModelFileError
 
 
 class Payload:

@@ -94,7 +94,10 @@ def test_predict_streams_ten_thousand_images_in_bounded_memory(
     progress = [line for line in run.err.splitlines() if "images done" in line]
     done = [int(line.split(": ")[1].split("/")[0]) for line in progress]  # "INFO ...: 1008/10000"
     assert len(done) == 10 and done == sorted(done) and done[0] < N_IMAGES // 10 + 16
-    assert progress[-1] == f"INFO piade.predict: {N_IMAGES}/{N_IMAGES} images done, 1 unreadable"
+    assert (
+        progress[-1]
+        == f"INFO piade.inference.predict: {N_IMAGES}/{N_IMAGES} images done, 1 unreadable"
+    )
 
     # Bounded: ten times the images cost no more memory (a batch at a time), and far less than
     # holding every image at the model's input size would.

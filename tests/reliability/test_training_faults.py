@@ -24,8 +24,8 @@ from tests.reliability.badfiles import FAST
 from tests.reliability.conftest import Cli
 from tests.reliability.test_bad_inputs import assert_error
 
-import piade.engine
-from piade.checkpoint import load_checkpoint
+import piade.train.run
+from piade.train.checkpoint import load_checkpoint
 
 EPOCHS = 5
 
@@ -54,7 +54,7 @@ def small_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _poison_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int, *, loss: float) -> None:
     """Make the loss of every batch of ``epoch`` equal ``loss`` (NaN or inf)."""
-    real = piade.engine.train_epoch
+    real = piade.train.run.train_epoch
     calls = {"n": 0}
 
     def poisoned(model: Any, criterion: Any, *args: Any, **kwargs: Any) -> dict[str, float]:
@@ -68,7 +68,7 @@ def _poison_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int, *, loss: float) -
             return real(model, bad, *args, **kwargs)
         return real(model, criterion, *args, **kwargs)
 
-    monkeypatch.setattr(piade.engine, "train_epoch", poisoned)
+    monkeypatch.setattr(piade.train.run, "train_epoch", poisoned)
 
 
 @pytest.mark.parametrize("loss", [float("nan"), float("inf")], ids=["nan", "inf"])
@@ -100,7 +100,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
 def test_non_finite_weights_are_never_checkpointed(
     small_root: Path, tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = piade.engine.train_epoch
+    real = piade.train.run.train_epoch
     calls = {"n": 0}
 
     def break_weights(model: Any, *args: Any, **kwargs: Any) -> dict[str, float]:
@@ -110,7 +110,7 @@ def test_non_finite_weights_are_never_checkpointed(
             next(model.parameters()).data.fill_(float("inf"))
         return result
 
-    monkeypatch.setattr(piade.engine, "train_epoch", break_weights)
+    monkeypatch.setattr(piade.train.run, "train_epoch", break_weights)
     out = tmp_path / "run"
     run = cli(fit_argv(small_root, out))
     assert_error(run, "fit", "became non-finite in epoch 2", "checkpoint (epoch 1) is kept")
@@ -130,7 +130,7 @@ def test_full_disk_while_checkpointing_keeps_the_previous_one(
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(handle.name))
         real_save(obj, handle, *args, **kwargs)
 
-    monkeypatch.setattr(piade.checkpoint.torch, "save", disk_fills_up)
+    monkeypatch.setattr(piade.train.checkpoint.torch, "save", disk_fills_up)
     out = tmp_path / "run"
     run = cli(fit_argv(small_root, out))
     assert_error(run, "fit", "no space left on device", "free some space", "--resume")
@@ -163,9 +163,9 @@ sys.exit(main(sys.argv[1:]))
 
 DIE_MID_EPOCH = """
 import os, signal, sys
-import piade.engine
+import piade.train.run
 from piade.cli import main
-real, epochs = piade.engine.train_epoch, [0]
+real, epochs = piade.train.run.train_epoch, [0]
 def train_epoch(*args, **kwargs):
     epochs[0] += 1
     batches = [0]
@@ -174,7 +174,7 @@ def train_epoch(*args, **kwargs):
         if epochs[0] == 3 and batches[0] == 2:  # the second batch of epoch 3 has just been applied
             os.kill(os.getpid(), signal.SIGKILL)
     return real(*args, on_batch=on_batch, **kwargs)
-piade.engine.train_epoch = train_epoch
+piade.train.run.train_epoch = train_epoch
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -228,8 +228,8 @@ def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(
     out = tmp_path / "run"
     # SIGKILL from inside, at a known point in the middle of epoch 3: no timing race under load
     process = _start(fit_argv(kill_data["root"], out), tmp_path, script=DIE_MID_EPOCH)
-    process.communicate(timeout=120)
-    assert process.returncode == -signal.SIGKILL
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == -signal.SIGKILL, err[-2000:]
     assert _checkpoint_epoch(out) == 2 and len(metrics(out)) == 2  # died inside epoch 3
     assert not (out / "model.safetensors").exists()
 

@@ -8,6 +8,7 @@ for the autoencoders, per-pixel maps). See :mod:`piade.baselines.shallow` and
 
 from __future__ import annotations
 
-from piade.baselines.base import BASELINES, Baseline, BaselineScores, build_baseline
+from piade.baselines.base import Baseline, BaselineScores
+from piade.baselines.factory import BASELINES, build_baseline
 
 __all__ = ["BASELINES", "Baseline", "BaselineScores", "build_baseline"]

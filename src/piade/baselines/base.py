@@ -1,4 +1,4 @@
-"""What every baseline detector offers, and the factory that builds one by name.
+"""What every baseline detector offers: the protocol, its result type and the input check.
 
 A baseline is fitted on normal training images only and scores test images; nothing in this package
 ever sees a test label. Images enter as uint8 tensors (N, 3, S, S), as :mod:`piade.data` decodes
@@ -12,9 +12,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from piade.errors import ConfigError, DataError
-
-BASELINES = ("ocsvm", "kde", "ae-l2", "ae-ssim")
+from piade.errors import DataError
 
 
 class BaselineScores(NamedTuple):
@@ -62,42 +60,3 @@ def check_images(images: torch.Tensor, image_size: int, *, min_count: int = 1) -
         )
     if images.shape[0] < min_count:
         raise DataError(f"baseline needs at least {min_count} images, got {images.shape[0]}")
-
-
-def build_baseline(
-    name: str,
-    *,
-    image_size: int,
-    epochs: int = 100,
-    batch_size: int = 128,
-    seed: int = 0,
-    device: str = "cpu",
-) -> Baseline:
-    """The baseline ``name`` (one of :data:`BASELINES`) for (N, 3, image_size, image_size) images.
-
-    ``epochs``, ``batch_size`` and ``device`` only matter to the autoencoders; ``seed`` makes every
-    baseline deterministic. Raises :class:`ConfigError` for an unknown name or an image size the
-    method cannot take.
-    """
-    # Imported here: the implementations import this module for BaselineScores and check_images.
-    from piade.baselines.ae_training import AutoencoderBaseline
-    from piade.baselines.shallow import KdeBaseline, OcsvmBaseline
-
-    if name not in BASELINES:
-        raise ConfigError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")
-    if image_size < 1:
-        raise ConfigError(
-            f"baseline image_size must be a positive number of pixels, got {image_size}"
-        )
-    if name == "ocsvm":
-        return OcsvmBaseline(image_size=image_size, seed=seed)
-    if name == "kde":
-        return KdeBaseline(image_size=image_size, seed=seed)
-    return AutoencoderBaseline(
-        loss=name.removeprefix("ae-"),
-        image_size=image_size,
-        epochs=epochs,
-        batch_size=batch_size,
-        seed=seed,
-        device=device,
-    )

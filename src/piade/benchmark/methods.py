@@ -20,9 +20,10 @@ from piade.benchmark.cost import Stopwatch, device_description, peak_memory
 from piade.config import ModelConfig
 from piade.data import ImageDataset
 from piade.errors import ConfigError
-from piade.evaluation import compute_metrics, dataset_masks
+from piade.evaluation.evaluate import compute_metrics, dataset_masks
 from piade.runtime import resolve_device
-from piade.training import CHECKPOINT, METRICS, TrainConfig
+from piade.train.checkpoint import CHECKPOINT, METRICS
+from piade.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +137,8 @@ def _run_piade(
     run_dir: Path,
     watch: Stopwatch,
 ) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
-    from piade.detector import load
-    from piade.engine import fit, score_dataset
+    from piade.inference.detector import load, score_dataset
+    from piade.train.run import fit
 
     epochs = settings.epochs or DEFAULT_EPOCHS["piade"]
     model_config = ModelConfig(

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from piade import __version__
 from piade.benchmark.methods import MethodSettings, check_methods, method_image_size, run_method
 from piade.benchmark.suites import PAPER_IMAGE_SIZE, list_classes, load_class, select_classes
 from piade.benchmark.tables import write_tables
 from piade.data import ImageDataset
 from piade.errors import ConfigError
+from piade.version import __version__
 
 log = logging.getLogger(__name__)
 

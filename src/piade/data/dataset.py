@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import torch
 from torch.utils.data import Dataset
@@ -93,3 +93,20 @@ class ImageDataset(Dataset[dict[str, Any]]):
             f"ImageDataset({len(self)} images of {self.image_size} px: {normal} normal, "
             f"{anomalous} anomalous, {masked} with masks)"
         )
+
+
+class ImageSet(Protocol):
+    """What piade needs of a data set: a length and items with an ``image`` (3, H, W) in [0, 1]."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Mapping[str, Any]: ...
+
+
+def stack_images(dataset: ImageSet) -> torch.Tensor:
+    """All images of a piade data set as one uint8 tensor (N, 3, H, W)."""
+    images = getattr(dataset, "images", None)
+    if isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.ndim == 4:
+        return images
+    items = [dataset[i]["image"] for i in range(len(dataset))]
+    return (torch.stack(items) * 255).round().clamp(0, 255).to(torch.uint8)

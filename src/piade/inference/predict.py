@@ -1,0 +1,199 @@
+"""Prediction on image files: streamed in batches, one CSV row per file, anomaly maps as PNGs.
+
+Memory stays bounded by one batch whatever the number of files; rows are written (and flushed) as
+each batch finishes, so a failure later never loses the results already written. Progress is shown
+as a bar on a terminal and as a log line every tenth of the files. Folders are searched
+recursively; hidden files and folders (``.git``, ``._x.png``, ``.ipynb_checkpoints``) are left
+out, and a link with an image name that leads nowhere is reported like an unreadable file.
+Anomaly maps are resized to each image's own resolution.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib import colormaps
+from PIL import Image
+from tqdm.auto import tqdm
+
+from piade.data.common import IMAGE_EXTENSIONS, is_image_file
+from piade.data.decode import read_rgb, resize_image
+from piade.errors import DataError, printable
+from piade.inference.detector import Detector
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = IMAGE_EXTENSIONS
+PROGRESS_STEPS = 10  # log lines per run
+COLUMNS = (
+    "path",
+    "score",
+    "normalized_score",
+    "label",
+    "mse",
+    "perceptual",
+    "ssim",
+    "decoded",
+    "map",
+    "error",
+)
+
+
+@dataclass(frozen=True)
+class PredictSummary:
+    """What :func:`predict` did."""
+
+    csv_path: Path
+    scored: int
+    anomalous: int
+    failed: int
+
+
+def find_images(inputs: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
+    """Image files named directly, or found (recursively, sorted) in the folders named."""
+    for item in map(Path, inputs):
+        if item.is_dir():
+            for path in sorted(item.rglob("*")):  # does not follow links to folders: no loops
+                hidden = any(part.startswith(".") for part in path.relative_to(item).parts)
+                if not hidden and is_image_file(path):
+                    yield path
+        elif item.is_file() or item.is_symlink():
+            yield item
+        else:
+            raise DataError(f"{item} does not exist; pass image files or folders of images")
+
+
+def _chunks(paths: Iterator[Path], size: int) -> Iterator[list[Path]]:
+    chunk: list[Path] = []
+    for path in paths:
+        chunk.append(path)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def save_map_png(path: Path, anomaly_map: np.ndarray, image: np.ndarray, scale: float) -> None:
+    """Write the map as an overlay: the image blended with the map in the 'inferno' colours.
+
+    The colour scale runs from 0 to ``scale`` (twice the 99th percentile of the map on held-out
+    normal images), so maps of different images are comparable.
+    """
+    level = np.clip(anomaly_map / max(scale, 1e-12), 0, 1)
+    heat = colormaps["inferno"](level)[..., :3] * 255
+    blended = 0.5 * image.astype(np.float32) + 0.5 * heat
+    Image.fromarray(blended.round().clip(0, 255).astype(np.uint8)).save(path)
+
+
+def predict(
+    detector: Detector,
+    inputs: Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    batch_size: int = 16,
+    save_maps: bool = True,
+    on_error: str = "skip",
+) -> PredictSummary:
+    """Score image files; write ``scores.csv`` (and ``maps/*.png``) into ``out_dir``."""
+    out = Path(out_dir)
+    maps_dir = out / "maps"
+    (maps_dir if save_maps else out).mkdir(parents=True, exist_ok=True)
+    files = list(find_images(inputs))
+    if not files:
+        raise DataError(
+            f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in "
+            f"{', '.join(map(str, inputs))}; pass image files or folders that hold some"
+        )
+    scale = 2 * detector.calibration.map_normal_p99
+    counts = {"scored": 0, "anomalous": 0, "failed": 0}
+    csv_path = out / "scores.csv"
+    progress = _Progress(len(files))
+    with csv_path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        for chunk in _chunks(iter(files), batch_size):
+            done = counts["scored"] + counts["failed"]
+            maps = maps_dir if save_maps else None
+            for row in _score_chunk(detector, chunk, done, maps, scale, on_error):
+                writer.writerow(
+                    {k: printable(v) if isinstance(v, str) else v for k, v in row.items()}
+                )
+                failed = bool(row["error"])
+                counts["failed" if failed else "scored"] += 1
+                counts["anomalous"] += int(not failed and row["label"] == 1)
+            handle.flush()
+            progress.update(len(chunk), counts["failed"])
+        progress.close()
+    return PredictSummary(csv_path, counts["scored"], counts["anomalous"], counts["failed"])
+
+
+class _Progress:
+    """A bar on a terminal, and a log line every tenth of the files (for logs and pipes)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done = total, 0
+        self.step = max(1, -(-total // PROGRESS_STEPS))  # ceil(total / PROGRESS_STEPS)
+        self.bar = tqdm(total=total, desc="predict", unit="image", disable=None)
+
+    def update(self, n: int, failed: int) -> None:
+        before, self.done = self.done, self.done + n
+        self.bar.update(n)
+        if self.done // self.step > before // self.step or self.done == self.total:
+            log.info("%d/%d images done, %d unreadable", self.done, self.total, failed)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _score_chunk(
+    detector: Detector,
+    chunk: list[Path],
+    start: int,
+    maps_dir: Path | None,
+    scale: float,
+    on_error: str,
+) -> list[dict[str, object]]:
+    """Rows for one batch of files: scores, or the reason a file could not be read."""
+    rows: list[dict[str, object]] = []
+    resized: list[torch.Tensor] = []
+    originals: list[np.ndarray] = []  # kept only to draw the maps
+    for path in chunk:
+        try:
+            image = read_rgb(str(path))
+        except DataError as error:
+            if on_error == "raise":
+                raise
+            log.warning("%s (recorded in scores.csv)", printable(str(error)))
+            rows.append({"path": str(path), "error": str(error)})
+            continue
+        rows.append({"path": str(path), "error": ""})
+        resized.append(resize_image(image, detector.image_size))
+        if maps_dir is not None:
+            originals.append(image)
+    if not resized:
+        return rows
+    batch = torch.stack(resized).to(detector.device).float() / 255  # (B, 3, S, S) in [0, 1]
+    result = detector.score(batch)
+    good = [(i, row) for i, row in enumerate(rows) if not row["error"]]
+    for k, (i, row) in enumerate(good):
+        row |= {
+            name: round(float(getattr(result, name)[k]), 6)
+            for name in ("score", "normalized_score", "mse", "perceptual", "ssim")
+        }
+        row |= {"label": int(result.label[k]), "decoded": int(result.decoded[k])}
+        if maps_dir is not None:
+            image = originals[k]
+            height, width = image.shape[:2]
+            full = detector.map_at(result.anomaly_map[k : k + 1], height, width)[0]
+            name = f"{start + i:06d}_{Path(str(row['path'])).stem}.png"
+            save_map_png(maps_dir / name, full.cpu().numpy(), image, scale)
+            row["map"] = str(maps_dir / name)
+    return rows

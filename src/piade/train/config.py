@@ -1,0 +1,83 @@
+"""How to train (:class:`TrainConfig`, the paper's Table 1) and what :func:`~piade.train.run` returns."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from piade.config import check_field_types
+from piade.errors import ConfigError
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """How to train. Defaults are the paper's Table 1 and Sec. 3.2 (λ1 = λ2 = 1)."""
+
+    epochs: int = 400
+    batch_size: int = 120  # global: split across DDP processes
+    lr: float = 1e-3  # Adam
+    weight_decay: float = 1e-4
+    perceptual_weight: float = 1.0  # λ1
+    ssim_weight: float = 1.0  # λ2
+    perceptual_net: str = "vgg11"
+    perceptual_weights: str | None = "imagenet"
+    encoder_weights: str | None = "imagenet"
+    device: str = "auto"
+    precision: str = "auto"  # autocast dtype on GPU: auto (bf16 if supported), fp32, bf16, fp16
+    seed: int = 0
+    checkpoint_every: int = 10  # epochs
+    calibration_fraction: float = 0.1  # of the training images, held out to calibrate the score
+    threshold_quantile: float = 0.99  # of held-out normal scores; the decision threshold
+    map_sigma: float | None = None  # σ (px) of the anomaly map's smoothing; None: image side / 30
+    map_kind: str = "ssim"  # anomaly map: ssim (best on MVTec bottle, docs/engine.md), combined, perceptual or mse
+    # batch-norm statistics of the model file: exact over the training images (True), training's
+    # running averages (False), or whichever reconstructs the training images better (None)
+    precise_bn: bool | None = None
+    score_kind: str = (
+        "loss"  # image score (piade.inference.scoring.SCORE_KINDS): loss is the paper's
+    )
+    compile: str | None = None  # torch.compile mode of the training step (COMPILE_MODES), or None
+
+    def __post_init__(self) -> None:
+        check_field_types(self)
+        checks = {
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 2,
+            "lr": self.lr > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "perceptual_weight": 0 <= self.perceptual_weight < math.inf,
+            "ssim_weight": 0 <= self.ssim_weight < math.inf,
+            "checkpoint_every": self.checkpoint_every >= 1,
+            "calibration_fraction": 0 < self.calibration_fraction < 1,
+            "threshold_quantile": 0 < self.threshold_quantile <= 1,
+            "compile": self.compile is None or self.compile in COMPILE_MODES,
+            "map_sigma": self.map_sigma is None or self.map_sigma >= 0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            values = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
+            raise ConfigError(
+                f"invalid training setting(s): {values} (epochs >= 1, batch_size >= 2,"
+                " lr > 0, weights >= 0, 0 < calibration_fraction < 1, 0 < threshold_quantile <= 1, map_sigma >= 0,"
+                f" compile one of {', '.join(COMPILE_MODES)})"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """Where :func:`fit` put its outputs, and the last epoch's metrics."""
+
+    out_dir: Path
+    model_path: Path  # written by the main process only
+    last_epoch: dict[str, float]
+    model: nn.Module  # the trained network (in this process)

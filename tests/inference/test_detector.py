@@ -1,0 +1,175 @@
+"""The model file and the detector: round trip, safety checks, calibration, maps, ONNX export."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from tests.fakes import TINY_BACKBONE, TensorImages, add_defect, normal_image, normal_set
+
+from piade import ModelConfig
+from piade.inference.detector import Detector, load, score_dataset
+from piade.inference.modelfile import ModelFileError
+from piade.metrics import pixel_auroc
+from piade.train.config import TrainConfig
+from piade.train.run import fit
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    config = TrainConfig(
+        epochs=3,
+        batch_size=8,
+        encoder_weights=None,
+        perceptual_weights=None,
+        device="cpu",
+        calibration_fraction=0.25,
+    )
+    fit(
+        normal_set(16),
+        out,
+        model_config=ModelConfig(image_size=32, backbone=TINY_BACKBONE),
+        train_config=config,
+    )
+    return out
+
+
+def test_load_accepts_the_file_or_the_run_directory(run_dir: Path) -> None:
+    images = normal_set(4, seed=9).images.float() / 255
+    a = load(run_dir).score(images)
+    b = load(run_dir / "model.safetensors").score(images)
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x, y)
+
+
+def test_scores_are_the_papers_total_loss_per_image(run_dir: Path) -> None:
+    detector = load(run_dir)
+    images = normal_set(3, seed=5).images.float() / 255
+    result = detector.score(images)
+    cal = detector.calibration
+    torch.testing.assert_close(result.score, result.mse + result.perceptual + (1 - result.ssim))
+    torch.testing.assert_close(
+        result.normalized_score, (result.score - cal.score_mean) / cal.score_std
+    )
+    assert torch.equal(result.label, (result.score > cal.threshold).long())
+    assert result.anomaly_map.shape == (3, 32, 32)
+    assert torch.equal(result.decoded, result.lengths.argmax(dim=1))
+
+
+def test_calibration_comes_from_held_out_normal_images(run_dir: Path) -> None:
+    cal = load(run_dir).calibration
+    assert cal.n_images == 4  # 25 % of 16
+    assert cal.threshold_method == "quantile:0.99"
+    assert set(cal.map_scales) == {"ssim", "perceptual", "mse"}
+    assert cal.score_std > 0 and cal.map_normal_p99 > 0
+
+
+def test_model_file_holds_safetensors_and_json_only(run_dir: Path) -> None:
+    with safe_open(str(run_dir / "model.safetensors"), framework="pt") as handle:
+        metadata = handle.metadata()
+        keys = list(handle.keys())
+    info = json.loads(metadata["info"])
+    assert metadata["format"] == "piade" and metadata["format_version"] == "1"
+    assert info["model"]["image_size"] == 32 and "calibration" in info and "preprocessing" in info
+    assert any(k.startswith("perceptual.") for k in keys)  # scoring needs no download
+
+
+def test_tampered_file_is_detected(run_dir: Path, tmp_path: Path) -> None:
+    tensors = load_file(run_dir / "model.safetensors")
+    with safe_open(str(run_dir / "model.safetensors"), framework="pt") as handle:
+        metadata = handle.metadata()
+    name = next(k for k in tensors if k.endswith("weight"))
+    tensors[name] = tensors[name] + 1e-3
+    save_file(tensors, str(tmp_path / "m.safetensors"), metadata=metadata)
+    with pytest.raises(ModelFileError, match="checksum"):
+        load(tmp_path / "m.safetensors")
+
+
+def test_truncated_file_is_detected(run_dir: Path, tmp_path: Path) -> None:
+    data = (run_dir / "model.safetensors").read_bytes()
+    (tmp_path / "m.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match="truncated"):
+        load(tmp_path / "m.safetensors")
+
+
+def test_other_format_version_is_explained(run_dir: Path, tmp_path: Path) -> None:
+    tensors = load_file(run_dir / "model.safetensors")
+    with safe_open(str(run_dir / "model.safetensors"), framework="pt") as handle:
+        metadata = dict(handle.metadata()) | {"format_version": "99"}
+    save_file(tensors, str(tmp_path / "m.safetensors"), metadata=metadata)
+    with pytest.raises(ModelFileError, match="format version 99"):
+        load(tmp_path / "m.safetensors")
+
+
+def test_pickle_files_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "m.safetensors").write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(ModelFileError):
+        load(tmp_path / "m.safetensors")
+
+
+def test_missing_model_is_explained(tmp_path: Path) -> None:
+    with pytest.raises(ModelFileError, match="does not exist"):
+        load(tmp_path / "nope.safetensors")
+    with pytest.raises(ModelFileError, match=r"directory without model\.safetensors"):
+        load(tmp_path)
+
+
+def test_save_load_round_trip_gives_identical_scores(run_dir: Path, tmp_path: Path) -> None:
+    detector = load(run_dir)
+    detector.save(tmp_path / "copy.safetensors")
+    images = normal_set(5, seed=7).images.float() / 255
+    a, b = detector.score(images), load(tmp_path / "copy.safetensors").score(images)
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x, y)
+
+
+def test_anomalous_images_score_higher_and_maps_point_at_the_defect(run_dir: Path) -> None:
+    detector = load(run_dir)
+    rng = np.random.default_rng(11)
+    normal = [normal_image(rng, 32) for _ in range(6)]
+    defects = [add_defect(normal_image(rng, 32), rng) for _ in range(6)]
+    data = TensorImages(np.stack(normal + [d[0] for d in defects]), [0] * 6 + [1] * 6)
+    scored = score_dataset(detector, data, keep=("anomaly_map",))
+    assert scored["score"][6:].min() > scored["score"][:6].max()
+    masks = np.stack([np.zeros((32, 32), bool)] * 6 + [mask for _, mask in defects])
+    assert pixel_auroc(masks, scored["anomaly_map"]) > 0.8
+    for k, (_, mask) in enumerate(defects):
+        heat = scored["anomaly_map"][6 + k]
+        assert heat[mask].mean() > 1.5 * heat[~mask].mean()
+
+
+def test_map_at_resizes_to_the_original_resolution(run_dir: Path) -> None:
+    detector: Detector = load(run_dir)
+    assert detector.map_at(torch.rand(2, 32, 32), 50, 70).shape == (2, 50, 70)
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        (np.zeros((1, 3, 32, 32), np.float32), "got ndarray (torch.from_numpy"),
+        (
+            torch.zeros(1, 3, 32, 32, dtype=torch.uint8),
+            "dtype torch.uint8 (divide uint8 images by 255)",
+        ),
+        (torch.zeros(1, 3, 16, 16), "got shape (1, 3, 16, 16)"),
+        (torch.full((1, 3, 32, 32), 255.0), "values from 255 to 255"),
+        (torch.full((1, 3, 32, 32), float("nan")), "values from nan to nan"),
+        (torch.full((1, 3, 32, 32), -1.0), "scale them to [0, 1]"),
+    ],
+    ids=["numpy", "uint8", "shape", "0-255", "nan", "minus-one"],
+)
+def test_bad_images_are_refused_naming_the_problem(
+    run_dir: Path, images: object, message: str
+) -> None:
+    from piade.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^images: expected a float tensor") as caught:
+        load(run_dir).score(images)  # type: ignore[arg-type]
+    assert message in str(caught.value)

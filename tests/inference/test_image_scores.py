@@ -1,0 +1,125 @@
+"""Image scores read from the anomaly maps: the maths, the calibration, the model file, ONNX."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tests.fakes import TINY_BACKBONE, normal_set, offline_train_config
+
+from piade import ModelConfig
+from piade.inference.detector import load
+from piade.inference.scoring import SCORE_KINDS, RawScores, image_score, smooth_maps
+from piade.losses import LossTerms
+from piade.train.loop import split_calibration
+from piade.train.run import fit
+
+SCALES = {"ssim": 1.0, "perceptual": 1.0, "mse": 1.0}
+
+
+def raw_with(maps: torch.Tensor) -> RawScores:
+    """RawScores whose every residual is ``maps`` (B, H, W) and whose total loss is 7."""
+    b = maps.shape[0]
+    terms = LossTerms(*(torch.full((b,), 7.0) for _ in range(4)))
+    return RawScores(terms, {"ssim": maps, "perceptual": maps, "mse": maps}, None)  # type: ignore[arg-type]
+
+
+def test_smoothing_keeps_constants_and_spreads_a_spike() -> None:
+    flat = torch.full((1, 30, 30), 0.3)
+    torch.testing.assert_close(smooth_maps(flat, 2.0), flat)
+    spike = torch.zeros(1, 30, 30)
+    spike[0, 15, 15] = 1.0
+    smoothed = smooth_maps(spike, 2.0)
+    assert smoothed.sum().item() == pytest.approx(1.0, abs=1e-5)
+    assert smoothed.max() < 0.05 and smoothed[0, 15, 15] == smoothed.max()
+
+
+def test_map_scores_rank_a_small_blob_above_diffuse_noise() -> None:
+    """The mean of a map hides a small hot blob; the max and top-1 % of the smoothed map do not."""
+    torch.manual_seed(0)
+    noise = torch.rand(2, 60, 60) * 0.2
+    blob = noise[1].clone()
+    blob[28:33, 28:33] = 1.0  # 25 of 3600 pixels
+    maps = torch.stack([noise[0] + 0.01, blob])
+    assert maps[0].mean() > maps[1].mean() - 0.01  # near-equal means
+    for kind in ("map-max", "map-top1", "perceptual-top1"):
+        scores = image_score(raw_with(maps), kind, map_kind="ssim", scales=SCALES)
+        assert scores[1] > 2 * scores[0], kind
+    loss = image_score(raw_with(maps), "loss", map_kind="ssim", scales=SCALES)
+    assert loss.tolist() == [7.0, 7.0]
+    with pytest.raises(ValueError, match="image score kind"):
+        image_score(raw_with(maps), "median", map_kind="ssim", scales=SCALES)
+
+
+def test_top1_is_the_mean_of_the_highest_hundredth() -> None:
+    maps = torch.arange(10 * 10, dtype=torch.float32).reshape(1, 10, 10)
+    smoothed = smooth_maps(maps, 10 / 30).flatten()
+    top1 = image_score(raw_with(maps), "map-top1", map_kind="ssim", scales=SCALES)
+    assert top1.item() == pytest.approx(smoothed.max().item())  # 1 % of 100 pixels: one
+
+
+@pytest.fixture(scope="module")
+def top1_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("top1")
+    config = offline_train_config(epochs=2, calibration_fraction=0.25, score_kind="map-top1")
+    model = ModelConfig(image_size=32, backbone=TINY_BACKBONE)
+    fit(normal_set(16), out, model_config=model, train_config=config)
+    return out
+
+
+def test_the_score_kind_is_stored_calibrated_and_used(top1_run: Path) -> None:
+    detector = load(top1_run)
+    assert detector.calibration.score_kind == "map-top1"
+    images = normal_set(4, seed=9).images.float() / 255
+    detection = detector.score(images)
+    assert detector.calibration.map_sigma == pytest.approx(32 / 30)
+    # the map shown is smoothed as the score's map is: the score is the top 1 % of what one sees
+    top = detection.anomaly_map.flatten(1).topk(10, dim=1).values.mean(dim=1)
+    torch.testing.assert_close(detection.score, top)
+    assert torch.equal(detection.label, (detection.score > detector.calibration.threshold).long())
+    _, held_out = split_calibration(16, 0.25, seed=0)  # what fit calibrated on
+    normal = detector.score(normal_set(16).images[held_out].float() / 255).score
+    assert detector.calibration.score_mean == pytest.approx(normal.double().mean().item(), rel=1e-4)
+
+
+def test_the_map_is_smoothed_by_its_stored_sigma(top1_run: Path) -> None:
+    from piade.inference.scoring import combine_maps, score_images
+
+    detector = load(top1_run)
+    images = normal_set(3, seed=5).images.float() / 255
+    cal = detector.calibration
+    raw = combine_maps(
+        score_images(detector.model, detector.criterion, images).residuals, "ssim", cal.map_scales
+    )
+    shown = detector.score(images).anomaly_map
+    torch.testing.assert_close(shown, smooth_maps(raw, cal.map_sigma))
+    assert shown.std() < raw.std()
+    detector.calibration = dataclasses.replace(cal, map_sigma=0.0)  # as in older model files
+    torch.testing.assert_close(detector.score(images).anomaly_map, raw)
+
+
+def test_old_model_files_keep_the_papers_score(top1_run: Path, tmp_path: Path) -> None:
+    detector = load(top1_run)
+    legacy = dataclasses.asdict(detector.calibration)
+    del legacy["score_kind"], legacy["map_sigma"]  # files written before these existed
+    detector.calibration = type(detector.calibration)(**legacy)
+    assert (detector.calibration.score_kind, detector.calibration.map_sigma) == ("loss", 0.0)
+    images = normal_set(3, seed=2).images.float() / 255
+    from piade.inference.scoring import score_images
+
+    raw = score_images(detector.model, detector.criterion, images)
+    torch.testing.assert_close(detector.score(images).score, raw.terms.total)
+
+
+def test_every_score_kind_exports_to_onnx(top1_run: Path, tmp_path: Path) -> None:
+    pytest.importorskip("onnxscript")
+    from piade.inference.export import export_onnx
+
+    detector = load(top1_run)
+    for kind in SCORE_KINDS:
+        detector.calibration = dataclasses.replace(detector.calibration, score_kind=kind)
+        assert export_onnx(detector, tmp_path / f"{kind}.onnx")["score"] <= 1e-4
+    assert np.isfinite(detector.calibration.threshold)
