@@ -2,16 +2,48 @@
 
 An implementation of Mishra, Piciarelli & Foresti, "A neural network for image anomaly detection
 with deep pyramidal representations and dynamic routing", IJNS 30(10), 2020.
+
+The names below are imported on first use (PEP 562), so ``import piade`` and ``piade --help`` do not
+pay for torch, torchvision and scikit-learn until something needs them.
 """
 
-from piade.config import ModelConfig
-from piade.errors import ConfigError, DataError, PiadeError, WeightsError
-from piade.inference import Calibration, Detection, Detector, load
-from piade.losses import LossTerms, ReconstructionLoss, build_perceptual_network, ssim
-from piade.model import ModelOutput, PyramidalCapsuleAutoencoder, build_model
-from piade.runtime import keep_freed_memory
-from piade.train import TrainConfig, fit
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from piade.version import __version__
+
+if TYPE_CHECKING:
+    from piade.config import ModelConfig
+    from piade.errors import ConfigError, DataError, PiadeError, WeightsError
+    from piade.inference import Calibration, Detection, Detector, load
+    from piade.losses import LossTerms, ReconstructionLoss, build_perceptual_network, ssim
+    from piade.model import ModelOutput, PyramidalCapsuleAutoencoder, build_model
+    from piade.runtime import keep_freed_memory
+    from piade.train import TrainConfig, fit
+
+_HOMES = {  # public name -> the module it lives in
+    "ModelConfig": "piade.config",
+    "ConfigError": "piade.errors",
+    "DataError": "piade.errors",
+    "PiadeError": "piade.errors",
+    "WeightsError": "piade.errors",
+    "Calibration": "piade.inference",
+    "Detection": "piade.inference",
+    "Detector": "piade.inference",
+    "load": "piade.inference",
+    "LossTerms": "piade.losses",
+    "ReconstructionLoss": "piade.losses",
+    "build_perceptual_network": "piade.losses",
+    "ssim": "piade.losses",
+    "ModelOutput": "piade.model",
+    "PyramidalCapsuleAutoencoder": "piade.model",
+    "build_model": "piade.model",
+    "keep_freed_memory": "piade.runtime",
+    "TrainConfig": "piade.train",
+    "fit": "piade.train",
+}
 
 __all__ = [
     "Calibration",
@@ -35,3 +67,15 @@ __all__ = [
     "load",
     "ssim",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'piade' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})

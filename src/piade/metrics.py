@@ -17,8 +17,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import ndimage
-from sklearn import metrics as skm
 
 __all__ = ["aupro", "f1_max", "image_auroc", "pixel_auroc", "pro_curve", "roc_curve"]
 
@@ -106,6 +104,8 @@ def image_auroc(labels: ArrayLike, scores: ArrayLike) -> float:
     """
     y, s = _labels_and_scores(labels, scores)
     _check_both_classes(y, "image AUROC", "images")
+    from sklearn import metrics as skm  # imported on first use: a second of start-up
+
     return float(skm.roc_auc_score(y, s))
 
 
@@ -129,6 +129,8 @@ def roc_curve(
     """
     y, s = _labels_and_scores(labels, scores)
     _check_both_classes(y, "ROC curve", "images")
+    from sklearn import metrics as skm
+
     fpr, tpr, thresholds = skm.roc_curve(y, s, drop_intermediate=drop_intermediate)
     return (
         np.asarray(fpr, dtype=np.float64),
@@ -157,6 +159,8 @@ def f1_max(labels: ArrayLike, scores: ArrayLike) -> tuple[float, float]:
     y, s = _labels_and_scores(labels, scores)
     if not y.any():
         raise ValueError("F1-max needs at least one anomalous (1) image; all labels are 0")
+    from sklearn import metrics as skm
+
     precision, recall, thresholds = skm.precision_recall_curve(y, s)
     precision, recall = precision[:-1], recall[:-1]  # the last point (P=1, R=0) has no threshold
     denominator = precision + recall
@@ -248,6 +252,8 @@ def _regions(masks: NDArray[np.bool_], connectivity: int) -> tuple[NDArray[Any],
     """
     if connectivity not in (4, 8):
         raise ValueError(f"connectivity must be 4 or 8; got {connectivity!r}")
+    from scipy import ndimage
+
     structure = np.zeros((3, 3, 3), dtype=bool)  # (image, row, col): never join across images
     structure[1] = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
     regions, n_regions = ndimage.label(masks, structure=structure)  # (N, H, W) ids 0..R

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -91,10 +92,14 @@ def test_evaluate_detects_easy_anomalies(
         "scores.csv",
     ):
         assert (out / name).is_file(), name
-    assert "image_auroc" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "image_auroc" in printed
+    assert re.search(r"^[0-9.]+ images/s \(16 images read, scored and reported in", printed, re.M)
 
 
-def test_predict_scores_files_and_keeps_going_past_a_bad_one(chain: dict[str, Path]) -> None:
+def test_predict_scores_files_and_keeps_going_past_a_bad_one(
+    chain: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     images = chain["base"] / "to_predict"
     images.mkdir()
     for source in sorted((chain["root"] / "widget" / "test").rglob("*.png"))[:5]:
@@ -123,6 +128,9 @@ def test_predict_scores_files_and_keeps_going_past_a_bad_one(chain: dict[str, Pa
     good = [r for r in rows if not r["error"]]
     assert all(Path(r["map"]).is_file() for r in good)
     assert len(list((out / "maps").glob("*.png"))) == 5
+    assert re.search(
+        r"^[0-9.]+ images/s \(6 images read, scored, written in", capsys.readouterr().out, re.M
+    )
 
 
 def test_predict_can_stop_on_the_first_bad_file(

@@ -135,8 +135,26 @@ def data_target(args: argparse.Namespace) -> Any:
 
 
 def datasets(args: argparse.Namespace, *, image_size: int) -> tuple[Any, Any]:
+    """The (train, test) data sets the data flags name."""
     from piade.data import build_datasets
 
+    return build_datasets(*_data_arguments(args), image_size=image_size, **_data_options(args))
+
+
+def test_set(args: argparse.Namespace, *, image_size: int) -> Any:
+    """The test set alone (``evaluate``: the training images are not decoded)."""
+    from piade.data import build_test_set
+
+    return build_test_set(*_data_arguments(args), image_size=image_size, **_data_options(args))
+
+
+def _data_arguments(args: argparse.Namespace) -> tuple[str, Any, Any]:
+    if args.data != "folder" and args.root is None:
+        raise ConfigError(f"--data {args.data} needs --root (the data set's folder)")
+    return args.data, args.root, data_target(args)
+
+
+def _data_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {"on_error": args.on_error}
     if args.data == "folder":
         if args.normal_dir is None:
@@ -150,12 +168,7 @@ def datasets(args: argparse.Namespace, *, image_size: int) -> tuple[Any, Any]:
             "normal_test_dir": args.normal_test_dir,
             "normal_split": args.normal_split,
         }
-    elif args.root is None:
-        raise ConfigError(f"--data {args.data} needs --root (the data set's folder)")
-    seed = getattr(args, "seed", 0)
-    return build_datasets(
-        args.data, args.root, data_target(args), image_size=image_size, seed=seed, **options
-    )
+    return options | {"seed": getattr(args, "seed", 0)}
 
 
 def data_info(args: argparse.Namespace) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 from piade.cli import benchmark as cli_benchmark
 from piade.cli.values import auto_or_number, check_batch_size, positive_int, precise_bn
 from piade.config import DECODER_INITS, ModelConfig
+from piade.inference.predict import MAP_STYLES
 from piade.inference.scoring import SCORE_KINDS
 from piade.train.config import COMPILE_MODES, TrainConfig
 
@@ -225,7 +226,13 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     predict.add_argument("--out", type=Path, required=True, help="folder for scores.csv and maps")
     predict.add_argument("--batch-size", type=positive_int, default=16)
     predict.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
-    predict.add_argument("--no-maps", action="store_true", help="write scores.csv only")
+    predict.add_argument(
+        "--maps",
+        choices=MAP_STYLES,
+        default="overlay",
+        help="maps/: each map over its image, the map alone, or none (scores.csv only)",
+    )
+    predict.add_argument("--no-maps", action="store_true", help="the same as --maps none")
     predict.add_argument(
         "--on-error",
         choices=("raise", "skip"),

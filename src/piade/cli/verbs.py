@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -68,7 +69,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from piade.inference.modelfile import resolve_model_path
 
     detector = load(args.model, device=args.device)
-    _, test_set = cli_args.datasets(args, image_size=detector.image_size)
+    tic = time.perf_counter()
+    test_set = cli_args.test_set(args, image_size=detector.image_size)
     metrics = evaluate(
         detector,
         test_set,
@@ -81,7 +83,13 @@ def _evaluate(args: argparse.Namespace) -> int:
         value = metrics[key]
         print(f"{key:12s} {'n/a' if value is None else round(value, 4)}")
     print(f"metrics: {Path(args.out) / 'metrics.json'}\nreport:  {metrics['report']}")
+    print(_rate(len(test_set), time.perf_counter() - tic, "read, scored and reported"))
     return 0
+
+
+def _rate(images: int, seconds: float, what: str) -> str:
+    """One line: how many images per second the verb handled, end to end."""
+    return f"{images / max(seconds, 1e-9):.1f} images/s ({images} images {what} in {seconds:.2f} s)"
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -89,17 +97,21 @@ def _predict(args: argparse.Namespace) -> int:
     from piade.inference.predict import predict
 
     detector = load(args.model, device=args.device)
+    tic = time.perf_counter()
     summary = predict(
         detector,
         args.inputs,
         args.out,
         batch_size=args.batch_size,
-        save_maps=not args.no_maps,
+        maps="none" if args.no_maps else args.maps,
         on_error=args.on_error,
     )
     print(
         f"scored {summary.scored} image(s), {summary.anomalous} above the threshold, "
         f"{summary.failed} unreadable; scores: {summary.csv_path}"
+    )
+    print(
+        _rate(summary.scored + summary.failed, time.perf_counter() - tic, "read, scored, written")
     )
     return 0 if summary.failed == 0 or args.on_error == "skip" else 1
 

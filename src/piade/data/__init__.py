@@ -7,7 +7,7 @@ The entry point is :func:`build_datasets`; see ``docs/data.md``.
 This package imports nothing from piade outside ``piade.data`` except :mod:`piade.errors`.
 """
 
-from piade.data.build import DATASETS, SplitIndex, build_datasets, build_index
+from piade.data.build import DATASETS, SplitIndex, build_datasets, build_index, build_test_set
 from piade.data.cifar10 import CIFAR10_CLASSES, index_cifar10
 from piade.data.coil import index_coil
 from piade.data.common import DataWarning, Sample
@@ -27,6 +27,7 @@ __all__ = [
     "SplitIndex",
     "build_datasets",
     "build_index",
+    "build_test_set",
     "index_cifar10",
     "index_coil",
     "index_folder",
