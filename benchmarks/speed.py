@@ -1,13 +1,17 @@
-"""Training and inference throughput of piade against this machine's own dense matmul rate.
+"""Training and inference throughput of piade against two limits of this machine.
 
 For each image size it measures, in one run:
 
 * training images/s: the engine's full step (forward, the three-term loss, backward, Adam);
 * inference images/s: scoring (forward with the longest vector, loss terms and anomaly maps);
-* FLOPs per image of each, counted by ``torch.utils.flop_counter`` (matmuls and convolutions);
-* the machine's dense matmul rate (square ``torch.mm``; float32 on CPU, bf16 on GPU), probed before every timed
-  block, so each block has its own rate and efficiency (the machine drifts);
-* the efficiency: achieved FLOP/s (images/s x FLOPs per image) / matmul FLOP/s;
+* FLOPs per image of each, counted by ``torch.utils.flop_counter`` (matmuls and convolutions),
+  less the convolution taps on zero padding (``limits.conv_flops``);
+* two denominators (``limits.py``, docs/performance.md): (a) the theoretical FP32 peak of the cores
+  in use (cores x clock measured under load x FLOPs per cycle of the vector ISA found at run
+  time; on a GPU, its SMs x clock x FLOPs per cycle, bf16 tensor cores for bf16 work), and (b) the
+  best dense kernel measured in the same run (large matmuls and the network's own convolutions);
+* two efficiencies: achieved FLOP/s (images/s x FLOPs per image) / (a), and / (b). A figure above
+  100 % of (a) cannot be right (a wrong clock, FLOP count or ISA): the script says so;
 * peak memory (resident set size on CPU, the allocator's peak on CUDA).
 
 Figures are medians over ``--repeats`` timed blocks after a warm-up step. It runs the engine's
@@ -31,6 +35,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from limits import ConvCalls, best_kernel, cpu_peak, describe, gpu_peak
 from torch.utils.flop_counter import FlopCounterMode
 
 from piade.benchmark.cost import device_description, peak_memory
@@ -44,7 +49,6 @@ from piade.train.loop import compiled_loss_terms
 DEFAULT_BATCH = {32: 120, 120: 120, 256: 32}  # the paper's batch; 256 px: what fits a CPU budget
 OPTIONS = ("channels-last", "keep-freed-memory", "fused-adam", "inference-mode", "compile")
 ENGINE = ("channels-last", "keep-freed-memory")  # what `piade fit` and the detector use
-MATMUL_N = {"cpu": 2048, "cuda": 8192}
 
 
 def synchronize(device: torch.device) -> None:
@@ -58,28 +62,6 @@ def timed(run: Callable[[], None], device: torch.device) -> float:
     run()
     synchronize(device)
     return time.perf_counter() - tic
-
-
-class MatmulProbe:
-    """Dense matmul rate, GFLOP/s: the best of three square products, taken just now.
-
-    float32 on the CPU; on a GPU in the training's autocast dtype (bf16), the rate its work runs at.
-    """
-
-    def __init__(self, device: torch.device) -> None:
-        n = MATMUL_N.get(device.type, 2048)
-        dtype = autocast_dtype("auto", device) or torch.float32
-        self.a, self.b, self.n, self.device = (
-            torch.randn(n, n, device=device, dtype=dtype),
-            torch.randn(n, n, device=device, dtype=dtype),
-            n,
-            device,
-        )
-        self()  # warm-up
-
-    def __call__(self) -> float:
-        seconds = min(timed(lambda: torch.mm(self.a, self.b), self.device) for _ in range(3))
-        return 2 * self.n**3 / seconds / 1e9
 
 
 class Setup:
@@ -117,19 +99,25 @@ class Setup:
             score_images(self.model, self.criterion, self.images)
 
     def flops(self) -> dict[str, float]:
-        """FLOPs per image of a training step and of scoring (eager; options do not change them)."""
+        """FLOPs per image of a training step and of scoring (eager; options do not change them).
+
+        Counted by FlopCounterMode, less the convolution taps that fall on zero padding
+        (``limits.conv_flops``): exact for scoring; for training, each gradient a convolution
+        computes (input, and weight for the network's own) is taken to waste what its forward did.
+        """
         batch = len(self.images)
         train = FlopCounterMode(display=False)
-        with train:
+        with train, ConvCalls(self.model) as own, ConvCalls(self.criterion) as loss:
             terms = compiled_loss_terms(None)(self.model, self.criterion, self.images, self.amp)
             terms.total.mean().backward()
         self.optimizer.zero_grad(set_to_none=True)
         infer = FlopCounterMode(display=False)
-        with infer, torch.no_grad():
+        with infer, torch.no_grad(), ConvCalls(self.model, self.criterion) as scoring:
             score_images(self.model, self.criterion, self.images)
+        wasted = 3 * own.padding_flops() + 2 * loss.padding_flops()
         return {
-            "train": train.get_total_flops() / batch,
-            "infer": infer.get_total_flops() / batch,
+            "train": (train.get_total_flops() - wasted) / batch,
+            "infer": (infer.get_total_flops() - scoring.padding_flops()) / batch,
         }
 
 
@@ -140,14 +128,15 @@ def measure(
     option_sets: list[frozenset[str]],
     repeats: int,
     steps: int,
+    peak_gflops: float,
 ) -> list[dict]:
-    """Records for every option set and mode, timed in alternating blocks with matmul probes."""
+    """Records for every option set and mode, timed in alternating blocks of one run."""
     setups = [Setup(size, batch, device, options) for options in option_sets]
     flops = setups[0].flops()
-    probe = MatmulProbe(device)
+    best = best_kernel(setups[0].model, setups[0].images, device)
     records = []
     for mode in ("train", "infer"):
-        samples: dict[int, list[tuple[float, float]]] = {i: [] for i in range(len(setups))}
+        samples: dict[int, list[float]] = {i: [] for i in range(len(setups))}
         peaks = {}
         for i, setup in enumerate(setups):  # warm-up (and compilation) outside the timing
             step = setup.train_step if mode == "train" else setup.infer_step
@@ -158,13 +147,12 @@ def measure(
         for _ in range(repeats):
             for i, setup in enumerate(setups):
                 step = setup.train_step if mode == "train" else setup.infer_step
-                rate = probe()
                 seconds = timed(lambda step=step: [step() for _ in range(steps)], device)
-                samples[i].append((batch * steps / seconds, rate))
+                samples[i].append(batch * steps / seconds)
         for i, setup in enumerate(setups):
-            rates = [r for _, r in samples[i]]
-            speeds = [s for s, _ in samples[i]]
+            speeds = samples[i]
             gflop = flops[mode] / 1e9
+            achieved = statistics.median(speeds) * gflop
             records.append(
                 {
                     "image_size": size,
@@ -173,9 +161,11 @@ def measure(
                     "settings": "+".join(sorted(setup.options)) or "plain",
                     "images_per_s": statistics.median(speeds),
                     "gflop_per_image": gflop,
-                    "matmul_gflops": statistics.median(rates),
-                    "achieved_gflops": statistics.median(speeds) * gflop,
-                    "efficiency": statistics.median(s * gflop / r for s, r in samples[i]),
+                    "achieved_gflops": achieved,
+                    "peak_gflops": peak_gflops,
+                    "efficiency_vs_peak": achieved / peak_gflops,
+                    **best,
+                    "efficiency_vs_best_kernel": achieved / best["best_kernel_gflops"],
                     "repeats": repeats,
                     "peak_rss_mb": round(peaks[i].rss_mb, 1),
                     "peak_cuda_mb": peaks[i].cuda_mb,
@@ -211,24 +201,40 @@ def main() -> None:
     option_sets = [base]
     if args.compare:
         option_sets = [base - {args.compare}, base | {args.compare}]
-    print(json.dumps({"machine": device_description(device)}))
+    limit = gpu_peak(device) if device.type == "cuda" else cpu_peak()
+    bf16 = device.type == "cuda" and autocast_dtype("auto", device) == torch.bfloat16
+    peak = (
+        limit["peak_bf16_gflops"]
+        if bf16 and limit.get("peak_bf16_gflops")
+        else limit["peak_gflops"]
+    )
+    print(json.dumps({"machine": device_description(device), "peak": limit}))
     records = []
     for size in args.sizes:
         batch = args.batch_size or DEFAULT_BATCH.get(size, 32)
-        for record in measure(size, batch, device, option_sets, args.repeats, args.steps):
+        for record in measure(size, batch, device, option_sets, args.repeats, args.steps, peak):
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v
                               for k, v in record.items()}), flush=True)  # fmt: skip
             records.append(record)
     print()
-    print(f"{'size':>5} {'mode':>5} {'batch':>5} {'img/s':>8} {'GFLOP/img':>9} "
-          f"{'GFLOP/s':>8} {'matmul':>8} {'eff.':>6} {'peak MB':>8}  settings")  # fmt: skip
+    print(describe(limit))
+    print(f"{'size':>5} {'mode':>5} {'batch':>5} {'img/s':>8} {'GFLOP/img':>9} {'GFLOP/s':>8} "
+          f"{'vs peak':>7} {'best':>7} {'vs best':>7} {'peak MB':>8}  settings")  # fmt: skip
     for r in records:
         print(
             f"{r['image_size']:>5} {r['mode']:>5} {r['batch_size']:>5} {r['images_per_s']:>8.1f} "
             f"{r['gflop_per_image']:>9.3f} {r['achieved_gflops']:>8.1f} "
-            f"{r['matmul_gflops']:>8.1f} {r['efficiency']:>6.1%} "
+            f"{r['efficiency_vs_peak']:>7.1%} {r['best_kernel_gflops']:>7.1f} "
+            f"{r['efficiency_vs_best_kernel']:>7.1%} "
             f"{r['peak_cuda_mb'] or r['peak_rss_mb']:>8.0f}  {r['settings']}"
         )
+    for r in records:
+        if r["efficiency_vs_peak"] > 1:
+            print(f"BUG: {r['image_size']} px {r['mode']} runs at {r['efficiency_vs_peak']:.0%} of "
+                  "the theoretical peak: the clock, the FLOP count or the ISA is wrong")  # fmt: skip
+    best = max((r["best_kernel_gflops"], r["best_kernel"]) for r in records)
+    if best[0] > peak:
+        print(f"BUG: the best kernel ({best[1]}, {best[0]:.0f} GFLOP/s) beats the theoretical peak")
     if args.compare:
         print(f"\n{args.compare}: speed with / without (median of paired blocks)")
         for off, on in zip(records[::2], records[1::2], strict=True):

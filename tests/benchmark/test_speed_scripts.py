@@ -1,7 +1,8 @@
 """The speed scripts of ``make bench`` and ``benchmarks/gpu.sh`` run and print consistent figures.
 
 Tiny settings on the CPU: these check the scripts work and that their figures hang together
-(efficiency = achieved / matmul rate, one record per size, mode and setting), never a speed.
+(efficiency = achieved / theoretical peak and / best kernel, one record per size, mode and
+setting), never a speed.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ def test_speed_prints_one_record_per_size_mode_and_setting() -> None:
     args = ["--sizes", "32", "--batch-size", "4", "--repeats", "2", "--compare", "channels-last"]
     machine, *records = _run("speed.py", *args)
     assert machine["machine"]["device"] == "cpu"
+    peak = machine["peak"]
+    assert peak["cores"] >= 1 and peak["clock_ghz"] > 0 and peak["fp32_flops_per_cycle"] >= 8
+    assert peak["peak_gflops"] == pytest.approx(
+        peak["cores"] * peak["clock_ghz"] * peak["fp32_flops_per_cycle"], rel=1e-2
+    )
     assert [(r["mode"], r["settings"]) for r in records] == [
         ("train", "keep-freed-memory"),
         ("train", "channels-last+keep-freed-memory"),
@@ -42,9 +48,12 @@ def test_speed_prints_one_record_per_size_mode_and_setting() -> None:
         assert (
             r["image_size"] == 32 and r["batch_size"] == 4 and len(r["samples_images_per_s"]) == 2
         )
-        assert r["images_per_s"] > 0 and r["matmul_gflops"] > 0
+        assert r["images_per_s"] > 0 and r["best_kernel_gflops"] > 0
         assert r["achieved_gflops"] == pytest.approx(r["images_per_s"] * r["gflop_per_image"], 1e-3)
-        assert 0 < r["efficiency"] < 2
+        assert r["efficiency_vs_peak"] == pytest.approx(
+            r["achieved_gflops"] / peak["peak_gflops"], abs=1e-3
+        )
+        assert 0 < r["efficiency_vs_best_kernel"] < 2
     train, infer = records[0], records[2]
     assert train["gflop_per_image"] > 2 * infer["gflop_per_image"]  # backward costs about 2x
 
