@@ -19,6 +19,11 @@ class WeightsError(PiadeError, FileNotFoundError):
     """Pretrained weights could not be found, read, or matched to the network."""
 
 
+class DataWarning(UserWarning):
+    """Issued for every file skipped with ``on_error="skip"`` (and for a data set read with less
+    than it could hold, e.g. an MVTec category without masks); ``piade`` prints each as one line."""
+
+
 class DataError(PiadeError, ValueError):
     """A data set is missing, laid out wrongly, or holds an unreadable file."""
 

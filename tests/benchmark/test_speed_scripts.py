@@ -98,3 +98,13 @@ def test_ocsvm_subspace_script_reports_every_score(tmp_path: Path) -> None:
     for key in ("ocsvm", "inside_distance", "outside_residual", "pixel_distance"):
         assert 0.0 <= row[key] <= 1.0
     assert row["pixel_distance"] == 1.0  # object 2's brightness (40) differs from 1's and 3's
+
+
+def test_predict_e2e_prints_every_rate_beside_the_model_only_rate() -> None:
+    args = ["--count", "3", "--side", "48", "--size", "32", "--repeats", "1", "--batch-size", "2"]
+    setup, *records = _run("predict_e2e.py", *args)
+    assert setup["setup"]["images"] == 3 and setup["setup"]["model_px"] == 32
+    names = [r["what"] for r in records]
+    assert names == ["model only", "piade predict --maps overlay", "piade predict --maps heatmap",
+                     "piade predict --maps none", "piade --help", "piade predict (1 image)"]  # fmt: skip
+    assert all(r.get("images_per_s", 1) > 0 and r.get("seconds", 1) > 0 for r in records)

@@ -14,8 +14,7 @@ from piade.cli.parsers import build_parsers
 from piade.cli.values import auto_or_number, precise_bn, weights
 from piade.config import ModelConfig, with_legacy_values
 from piade.errors import ConfigError
-from piade.train.checkpoint import CHECKPOINT, RUN
-from piade.train.config import TrainConfig
+from piade.train.config import CHECKPOINT, RUN, TrainConfig
 
 FIT_ONLY = {"help", "config", "resume", "out"}
 

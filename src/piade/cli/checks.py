@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from piade.errors import ConfigError
-from piade.train.checkpoint import RUN
+from piade.train.config import RUN
 
 if TYPE_CHECKING:
     import torch

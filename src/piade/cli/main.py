@@ -19,7 +19,6 @@ from piade.cli import args as cli_args
 from piade.cli.checks import describe_os_error, preflight
 from piade.cli.verbs import HANDLERS
 from piade.errors import PiadeError, printable
-from piade.runtime import keep_freed_memory
 
 if TYPE_CHECKING:
     _StreamHandler = logging.StreamHandler[TextIO]
@@ -46,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = cli_args.parse_args(argv)
             args.argv = argv
             preflight(args)
+            from piade.runtime import keep_freed_memory  # torch: not needed before this
+
             keep_freed_memory()  # CPU speed: see piade.runtime
             return HANDLERS[args.verb](args)
     except PiadeError as error:
@@ -91,7 +92,7 @@ def _report_data_warnings(verb: str) -> None:
     file), and damaged metadata either decodes or gives that error."""
     from PIL import Image
 
-    from piade.data.common import DataWarning
+    from piade.errors import DataWarning
 
     default = warnings.showwarning
 

@@ -10,9 +10,7 @@ from typing import Any
 
 from piade.cli import benchmark as cli_benchmark
 from piade.cli.values import auto_or_number, check_batch_size, positive_int, precise_bn
-from piade.config import DECODER_INITS, ModelConfig
-from piade.inference.predict import MAP_STYLES
-from piade.inference.scoring import SCORE_KINDS
+from piade.config import DECODER_INITS, MAP_STYLES, SCORE_KINDS, ModelConfig
 from piade.train.config import COMPILE_MODES, TrainConfig
 
 DATASETS = ("mvtec", "cifar10", "coil100", "folder")

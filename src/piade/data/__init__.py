@@ -10,11 +10,12 @@ This package imports nothing from piade outside ``piade.data`` except :mod:`piad
 from piade.data.build import DATASETS, SplitIndex, build_datasets, build_index, build_test_set
 from piade.data.cifar10 import CIFAR10_CLASSES, index_cifar10
 from piade.data.coil import index_coil
-from piade.data.common import DataWarning, Sample
+from piade.data.common import Sample
 from piade.data.dataset import ImageDataset
 from piade.data.folder import index_folder
 from piade.data.loading import LoadOptions, load_samples
 from piade.data.mvtec import MVTEC_CATEGORIES, index_mvtec, resolve_category
+from piade.errors import DataWarning
 
 __all__ = [
     "CIFAR10_CLASSES",

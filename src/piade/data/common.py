@@ -23,10 +23,6 @@ NORMAL = 0
 ANOMALOUS = 1
 
 
-class DataWarning(UserWarning):
-    """Issued for every file skipped with ``on_error="skip"``."""
-
-
 @dataclass(frozen=True)
 class Sample:
     """One image of a data set, before it is decoded.

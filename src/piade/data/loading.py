@@ -4,7 +4,7 @@ Each image is decoded and resized exactly once and kept as uint8; PIL and torch 
 they work, so a thread pool uses the cores without the start-up cost of processes. With
 ``on_error="raise"`` (the default) the first unreadable file stops the load with a
 :class:`~piade.errors.DataError` naming it; with ``on_error="skip"`` each such sample is left out
-with a :class:`~piade.data.common.DataWarning` naming the file.
+with a :class:`~piade.errors.DataWarning` naming the file.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import torch
 from tqdm.auto import tqdm
 
 from piade.data.cache import DiskCache
-from piade.data.common import DataWarning, Sample
+from piade.data.common import Sample
 from piade.data.dataset import ImageDataset
 from piade.data.decode import check_mask_size, read_mask, read_rgb, resize_image, resize_mask
-from piade.errors import ConfigError, DataError
+from piade.errors import ConfigError, DataError, DataWarning
 
 log = logging.getLogger(__name__)
 

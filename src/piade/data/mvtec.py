@@ -18,7 +18,6 @@ from pathlib import Path
 from piade.data.common import (
     ANOMALOUS,
     NORMAL,
-    DataWarning,
     Sample,
     as_path,
     describe_choices,
@@ -26,7 +25,7 @@ from piade.data.common import (
     require_dir,
     subfolders,
 )
-from piade.errors import DataError
+from piade.errors import DataError, DataWarning
 
 MVTEC_CATEGORIES = (
     "bottle",

@@ -28,6 +28,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from piade.config import MAP_STYLES
 from piade.data.common import IMAGE_EXTENSIONS, is_image_file
 from piade.data.decode import read_rgb, resize_image
 from piade.errors import DataError, printable
@@ -37,11 +38,6 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = IMAGE_EXTENSIONS
 PROGRESS_STEPS = 10  # log lines per run
-MAP_STYLES = (
-    "overlay",
-    "heatmap",
-    "none",
-)  # what maps/ holds: map over the image, map alone, nothing
 PNG_LEVEL = 1  # zlib level of the map PNGs: 3-5x faster to write than the default 6, ~30 % larger
 COLUMNS = (
     "path",

@@ -26,14 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from piade.config import MAP_KINDS, SCORE_KINDS
 from piade.losses import LossTerms, ReconstructionLoss, gaussian_window
 from piade.model.network import ModelOutput
 from piade.preprocess import to_signed
 from piade.runtime import memory_format
 
-MAP_KINDS = ("combined", "ssim", "perceptual", "mse")
 RESIDUALS = ("ssim", "perceptual", "mse")
-SCORE_KINDS = ("loss", "map-max", "map-top1", "perceptual-top1")
 MAP_SIGMA_FRACTION = 1 / 30  # default σ of the anomaly map's smoothing, as a fraction of its side
 TOP_FRACTION = 0.01  # the "top1" scores: the mean of the highest 1 % of a smoothed map's pixels
 

@@ -16,7 +16,22 @@ Modules: :mod:`~piade.train.config` (what to train: :class:`TrainConfig`), :mod:
 batch-norm statistics), :mod:`~piade.train.checkpoint` (the run directory, checkpoints, resume).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from piade.train.config import FitResult, TrainConfig
-from piade.train.run import fit
+
+if TYPE_CHECKING:
+    from piade.train.run import fit
 
 __all__ = ["FitResult", "TrainConfig", "fit"]
+
+
+def __getattr__(name: str) -> Any:
+    """``fit`` is imported on first use: the settings above need no torch, ``fit`` all of it."""
+    if name != "fit":
+        raise AttributeError(f"module 'piade.train' has no attribute {name!r}")
+    from piade.train.run import fit
+
+    return fit

@@ -20,14 +20,11 @@ from torch import nn
 
 from piade.config import with_legacy_values
 from piade.errors import ConfigError, PiadeError
+from piade.train.config import CHECKPOINT, METRICS, RUN
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "piade-checkpoint-1"
-# The files of a run directory (see piade.train)
-CHECKPOINT = "checkpoint.pt"
-METRICS = "metrics.jsonl"
-RUN = "run.json"
 # Settings that may change when a run is resumed; every other one must match the checkpoint.
 RESUMABLE_CHANGES = (
     "epochs",

@@ -6,14 +6,19 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from piade.config import check_field_types
 from piade.errors import ConfigError
 
+if TYPE_CHECKING:
+    from torch import nn
+
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+# The files of a run directory (see piade.train)
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+RUN = "run.json"
 
 
 @dataclass(frozen=True, kw_only=True)
