@@ -47,7 +47,7 @@ from piade.runtime import autocast_dtype, keep_freed_memory, resolve_device
 from piade.train.loop import compiled_loss_terms
 
 DEFAULT_BATCH = {32: 120, 120: 120, 256: 32}  # the paper's batch; 256 px: what fits a CPU budget
-OPTIONS = ("channels-last", "keep-freed-memory", "fused-adam", "inference-mode", "compile")
+OPTIONS = ("channels-last", "keep-freed-memory", "fused-adam", "inference-mode", "compile", "bf16")
 ENGINE = ("channels-last", "keep-freed-memory")  # what `piade fit` and the detector use
 
 
@@ -80,7 +80,7 @@ class Setup:
         )
         self.images = torch.rand(batch, 3, size, size, device=device)
         self.images = self.images.contiguous(memory_format=layout)
-        self.amp = autocast_dtype("auto", device)
+        self.amp = autocast_dtype("bf16" if "bf16" in options else "auto", device)
         self.forward = compiled_loss_terms("default" if "compile" in options else None)
 
     def forward_backward(self) -> None:
@@ -96,7 +96,7 @@ class Setup:
     def infer_step(self) -> None:
         guard = torch.inference_mode() if "inference-mode" in self.options else torch.no_grad()
         with guard:
-            score_images(self.model, self.criterion, self.images)
+            score_images(self.model, self.criterion, self.images, self.amp)
 
     def flops(self) -> dict[str, float]:
         """FLOPs per image of a training step and of scoring (eager; options do not change them).

@@ -9,7 +9,7 @@ import pytest
 import torch
 from tests.fakes import TINY_BACKBONE, TensorImages, add_defect, normal_image, normal_set
 
-from piade import ModelConfig
+from piade import ModelConfig, runtime
 from piade.errors import ConfigError
 from piade.inference.calibration import threshold_f1_max, threshold_from_normal
 from piade.inference.detector import load, score_dataset
@@ -39,9 +39,15 @@ def test_missing_cuda_is_explained() -> None:
         resolve_device("cuda:0")
 
 
-def test_autocast_only_on_cuda() -> None:
+def test_autocast_is_fp32_on_the_cpu_unless_bf16_is_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     assert autocast_dtype("auto", torch.device("cpu")) is None
-    assert autocast_dtype("bf16", torch.device("cpu")) is None
+    monkeypatch.setattr(runtime, "cpu_supports_bf16", lambda: True)
+    assert autocast_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+    monkeypatch.setattr(runtime, "cpu_supports_bf16", lambda: False)
+    with pytest.raises(ConfigError, match="no bf16 instructions"):
+        autocast_dtype("bf16", torch.device("cpu"))
     assert autocast_dtype("fp32", torch.device("cuda")) is None
     assert autocast_dtype("fp16", torch.device("cuda")) == torch.float16
     assert autocast_dtype("bf16", torch.device("cuda")) == torch.bfloat16

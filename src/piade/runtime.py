@@ -11,6 +11,7 @@ import random
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -77,13 +78,34 @@ def memory_format(device: torch.device) -> torch.memory_format:
     return torch.channels_last if device.type in ("cpu", "cuda") else torch.contiguous_format
 
 
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX), which oneDNN uses for bf16."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split("\n\n")[0]  # the first processor
+    except OSError:  # not Linux: ask oneDNN
+        probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+        return bool(probe()) if probe is not None else False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``precision`` on ``device``, or None for full fp32.
 
-    ``auto`` is bf16 on CUDA devices that support it, fp16 on other CUDA devices, fp32 elsewhere.
+    ``auto`` is bf16 on CUDA devices that support it, fp16 on other CUDA devices, fp32 elsewhere
+    (bf16 on the CPU is not the default: docs/performance.md). ``bf16`` on the CPU needs bf16
+    instructions (:func:`cpu_supports_bf16`); ``fp16`` is for CUDA devices only.
     """
     if precision not in PRECISIONS:
         raise ConfigError(f"--precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    if device.type == "cpu" and precision in ("bf16", "fp16"):
+        if precision == "fp16":
+            raise ConfigError("--precision fp16 is for CUDA devices; on the CPU use bf16 or fp32")
+        if not cpu_supports_bf16():
+            raise ConfigError(
+                "--precision bf16: this CPU has no bf16 instructions (AVX512-BF16 or AMX), so"
+                " bf16 would be slower than fp32 here; use --precision fp32"
+            )
+        return torch.bfloat16
     if device.type != "cuda" or precision == "fp32":
         return None
     if precision == "auto":

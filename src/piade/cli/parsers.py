@@ -111,7 +111,8 @@ def _fit_flags(parser: argparse.ArgumentParser) -> None:
         "--precision",
         choices=("auto", "fp32", "bf16", "fp16"),
         default=T.precision,
-        help="autocast on GPU (CPU always trains in fp32)",
+        help="autocast: auto is bf16 on GPUs that have it and fp32 on the CPU; bf16 on a CPU"
+        " needs AVX512-BF16 or AMX",
     )
     train.add_argument(
         "--compile",
@@ -188,6 +189,16 @@ def _fit_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="run directory to write")
 
 
+def _precision_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="the network in bf16 autocast (a CPU needs AVX512-BF16 or AMX; scores change by"
+        " about 1e-3, docs/performance.md)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``piade`` argument parser."""
     return build_parsers()[0]
@@ -217,6 +228,7 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     evaluate.add_argument("--out", type=Path, required=True, help="folder for metrics and report")
     evaluate.add_argument("--batch-size", type=positive_int, default=32)
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
+    _precision_flag(evaluate)
 
     predict = _verb(verbs, "predict", "score images; write scores.csv and anomaly maps")
     predict.add_argument("model", help="model file, or the --out directory of 'piade fit'")
@@ -224,6 +236,7 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     predict.add_argument("--out", type=Path, required=True, help="folder for scores.csv and maps")
     predict.add_argument("--batch-size", type=positive_int, default=16)
     predict.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
+    _precision_flag(predict)
     predict.add_argument(
         "--maps",
         choices=MAP_STYLES,

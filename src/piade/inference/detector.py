@@ -32,7 +32,7 @@ from piade.inference.scoring import (
     score_images,
 )
 from piade.losses import ReconstructionLoss, build_perceptual_network
-from piade.runtime import memory_format, resolve_device
+from piade.runtime import autocast_dtype, memory_format, resolve_device
 
 
 class Detection(NamedTuple):
@@ -60,11 +60,13 @@ class Detector:
         calibration: Calibration,
         *,
         info: dict[str, Any] | None = None,
+        precision: str = "fp32",
     ) -> None:
         self.model = model.eval()
         self.criterion = criterion
         self.calibration = calibration
         self.info = info or {}
+        self.precision = precision  # autocast of the network (runtime.autocast_dtype): fp32 or bf16
 
     @property
     def config(self) -> ModelConfig:
@@ -99,7 +101,8 @@ class Detector:
             raise ConfigError(
                 f"map_kind: expected None or one of {', '.join(MAP_KINDS)}, got {map_kind!r}"
             )
-        raw = score_images(self.model, self.criterion, images.to(self.device, torch.float32))
+        amp = autocast_dtype(self.precision, self.device)
+        raw = score_images(self.model, self.criterion, images.to(self.device, torch.float32), amp)
         cal, terms = self.calibration, raw.terms
         heat = anomaly_map(raw.residuals, map_kind or cal.map_kind, cal.map_scales, cal.map_sigma)
         score = image_score(raw, cal.score_kind, map_kind=cal.map_kind, scales=cal.map_scales)
@@ -145,8 +148,14 @@ class Detector:
         write_model_file(path, tensors, info)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, device: str = "cpu") -> Detector:
-        """Load a model file (or the run directory holding ``model.safetensors``)."""
+    def load(
+        cls, path: str | os.PathLike[str], *, device: str = "cpu", precision: str = "fp32"
+    ) -> Detector:
+        """Load a model file (or the run directory holding ``model.safetensors``).
+
+        ``precision`` ``bf16`` runs the network in bf16 autocast (a CPU needs bf16 instructions);
+        checked here, so a bad one fails before anything is scored.
+        """
         from piade.model import build_model
 
         if not isinstance(path, str | os.PathLike):
@@ -178,7 +187,10 @@ class Detector:
         criterion = ReconstructionLoss(
             perceptual, perceptual_weight=loss["perceptual_weight"], ssim_weight=loss["ssim_weight"]
         )
-        return cls(model, criterion, calibration, info=info).to(resolve_device(device))
+        target = resolve_device(device)
+        autocast_dtype(precision, target)  # a ConfigError now rather than at the first image
+        detector = cls(model, criterion, calibration, info=info, precision=precision)
+        return detector.to(target)
 
 
 def check_images(images: object, size: int) -> None:
@@ -203,9 +215,9 @@ def check_images(images: object, size: int) -> None:
             )
 
 
-def load(path: str | os.PathLike[str], *, device: str = "cpu") -> Detector:
+def load(path: str | os.PathLike[str], *, device: str = "cpu", precision: str = "fp32") -> Detector:
     """Load a detector from a model file or a ``piade fit`` output directory."""
-    return Detector.load(path, device=device)
+    return Detector.load(path, device=device, precision=precision)
 
 
 def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -30,7 +30,7 @@ from piade.config import MAP_KINDS, SCORE_KINDS
 from piade.losses import LossTerms, ReconstructionLoss, gaussian_window
 from piade.model.network import ModelOutput
 from piade.preprocess import to_signed
-from piade.runtime import memory_format
+from piade.runtime import autocast, memory_format
 
 RESIDUALS = ("ssim", "perceptual", "mse")
 MAP_SIGMA_FRACTION = 1 / 30  # default σ of the anomaly map's smoothing, as a fraction of its side
@@ -87,16 +87,30 @@ def default_map_sigma(size: int) -> float:
 
 @torch.no_grad()
 def score_images(
-    model: nn.Module, criterion: ReconstructionLoss, images: torch.Tensor
+    model: nn.Module,
+    criterion: ReconstructionLoss,
+    images: torch.Tensor,
+    amp: torch.dtype | None = None,
 ) -> RawScores:
-    """Score images (B, 3, H, W) in [0, 1] with the model in eval mode (longest vector decoded)."""
+    """Score images (B, 3, H, W) in [0, 1] with the model in eval mode (longest vector decoded).
+
+    ``amp`` (e.g. ``torch.bfloat16``) runs the network under autocast, as training does; the loss
+    terms and maps are always computed in float32.
+    """
     images = images.contiguous(memory_format=memory_format(images.device))
     was_training = model.training
     model.eval()
     try:
-        output = model(images)
+        with autocast(images.device, amp):
+            output = model(images)
     finally:
         model.train(was_training)
+    output = output._replace(
+        reconstruction=output.reconstruction.float(),
+        vectors=output.vectors.float(),
+        lengths=output.lengths.float(),
+        couplings=output.couplings.float(),
+    )
     residuals = criterion.residuals(to_signed(images), output.reconstruction.float())
     size = (images.shape[-2], images.shape[-1])
     return RawScores(criterion.terms(residuals), anomaly_residuals(residuals, size), output)
