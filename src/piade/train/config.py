@@ -35,7 +35,7 @@ class TrainConfig:
     perceptual_weights: str | None = "imagenet"
     encoder_weights: str | None = "imagenet"
     device: str = "auto"
-    precision: str = "auto"  # autocast dtype on GPU: auto (bf16 if supported), fp32, bf16, fp16
+    precision: str = "auto"  # autocast: auto (GPU: bf16 if supported; CPU: fp32), fp32, bf16, fp16
     seed: int = 0
     checkpoint_every: int = 10  # epochs
     calibration_fraction: float = 0.1  # of the training images, held out to calibrate the score

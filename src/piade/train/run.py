@@ -112,6 +112,7 @@ def fit(
     out = Path(out_dir)
     cfg = train_config
     device = resolve_device(cfg.device)
+    autocast_dtype(cfg.precision, device)  # e.g. bf16 on a CPU without it: refused before writing
     with distributed_context(device) as ddp:
         seed_everything(cfg.seed)
         images = checked.to(device)
