@@ -214,8 +214,9 @@ def test_auto_batch_norm_keeps_the_statistics_with_the_lower_training_loss(tmp_p
         ({"out_dir": None}, "out_dir: expected a folder path, got NoneType"),
         ({"model_config": ModelConfig(image_size=64, backbone=TINY_BACKBONE)},
          "its images are (3, 32, 32) but model_config.image_size is 64"),
+        ({"train_config": _config(precision="fp16")}, "--precision fp16 is for CUDA devices"),
     ],
-    ids=["list", "string", "model-dict", "train-dict", "no-out", "size-mismatch"],
+    ids=["list", "string", "model-dict", "train-dict", "no-out", "size-mismatch", "cpu-fp16"],
 )  # fmt: skip
 def test_bad_fit_arguments_are_named(
     tmp_path: Path, arguments: dict[str, object], message: str
