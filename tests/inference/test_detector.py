@@ -173,3 +173,24 @@ def test_bad_images_are_refused_naming_the_problem(
     with pytest.raises(ConfigError, match=r"^images: expected a float tensor") as caught:
         load(run_dir).score(images)  # type: ignore[arg-type]
     assert message in str(caught.value)
+
+
+def test_loading_a_model_file_skips_the_initialisation_it_overwrites(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.reliability.conftest import tiny_detector
+
+    import piade.model
+
+    path = tmp_path / "model.safetensors"
+    saved = tiny_detector()
+    saved.save(path)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("orthogonal initialisation ran while loading a model file")
+
+    monkeypatch.setattr(piade.model, "orthogonal_init", refuse)
+    loaded = Detector.load(path)
+    expected, found = saved.model.state_dict(), loaded.model.state_dict()
+    assert expected.keys() == found.keys()
+    assert all(torch.equal(expected[k], found[k]) for k in expected)

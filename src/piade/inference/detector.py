@@ -166,7 +166,7 @@ class Detector:
         try:
             config = ModelConfig.from_dict(with_legacy_values(info["model"]))
             loss = info["loss"]
-            model = build_model(config)
+            model = build_model(config, initialise=False)  # the file's weights replace them
             model.load_state_dict(_strip(tensors, "model."))
             perceptual = build_perceptual_network(loss.get("perceptual_net", "vgg11"))
             perceptual.load_state_dict(_strip(tensors, "perceptual."))

@@ -21,7 +21,10 @@ __all__ = [
 
 
 def build_model(
-    config: ModelConfig | None = None, *, encoder_weights: WeightsSpec = None
+    config: ModelConfig | None = None,
+    *,
+    encoder_weights: WeightsSpec = None,
+    initialise: bool = True,
 ) -> PyramidalCapsuleAutoencoder:
     """Build the network for ``config`` (the paper's defaults when omitted).
 
@@ -33,6 +36,9 @@ def build_model(
     Every weight not loaded from ``encoder_weights`` gets orthogonal initialisation (paper Sec. 4),
     except, with ``config.decoder_init == "bilinear"`` (the default), the decoder's transposed
     convolutions: bilinear upsampling after an orthogonal channel mix (:func:`bilinear_orthogonal_`).
+    ``initialise=False`` skips that (PyTorch's default initialisation stays) for a network whose
+    weights are loaded next: the orthogonal initialisation's QR decompositions took about half of
+    ``piade predict``'s start-up.
     """
     config = config or ModelConfig()
     arch = config.backbone
@@ -41,6 +47,8 @@ def build_model(
         arch, se_reduction=config.se_reduction, state_dict=state_dict, source=source
     )
     model = PyramidalCapsuleAutoencoder(config, encoder)
+    if not initialise:
+        return model
     for name, child in model.named_children():
         if name != "encoder":
             orthogonal_init(child)
