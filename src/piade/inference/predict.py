@@ -128,7 +128,8 @@ class _MapWriter:
 
     def submit(self, name: str, anomaly_map: np.ndarray, image: np.ndarray) -> str:
         """Queue one map for writing as ``name`` in the folder; returns its path."""
-        path = Path(self.folder or ".") / name
+        assert self.folder is not None, "no maps folder: maps='none' submits nothing"
+        path = self.folder / name
         overlay = image if self.style == "overlay" else None
         self.batches[-1].append(
             self.pool.submit(save_map_png, path, anomaly_map, overlay, self.scale)
