@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
+
+# Property tests draw the same examples on every run, so CI cannot turn red by the luck of a
+# draw; `HYPOTHESIS_PROFILE=explore make pytest` draws fresh ones to hunt for new failures.
+settings.register_profile("default", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 class NetworkBlocked(RuntimeError):

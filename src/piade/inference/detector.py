@@ -206,13 +206,14 @@ def check_images(images: object, size: int) -> None:
         )
     if images.ndim != 4 or images.shape[1] != 3 or images.shape[-2:] != (size, size):
         raise ConfigError(f"images: expected {expected}, got shape {tuple(images.shape)}")
-    if images.numel():
-        low, high = float(images.min()), float(images.max())  # NaN fails both comparisons
-        if not (low >= -1e-6 and high <= 1 + 1e-6):
-            raise ConfigError(
-                f"images: expected {expected}, got values from {low:.4g} to {high:.4g}"
-                " (scale them to [0, 1]; piade normalises internally)"
-            )
+    if not images.shape[0]:
+        raise ConfigError(f"images: an empty batch {tuple(images.shape)}; pass at least one image")
+    low, high = float(images.min()), float(images.max())  # NaN fails both comparisons
+    if not (low >= -1e-6 and high <= 1 + 1e-6):
+        raise ConfigError(
+            f"images: expected {expected}, got values from {low:.4g} to {high:.4g}"
+            " (scale them to [0, 1]; piade normalises internally)"
+        )
 
 
 def load(path: str | os.PathLike[str], *, device: str = "cpu", precision: str = "fp32") -> Detector:
