@@ -16,12 +16,10 @@ import argparse
 import json
 
 import numpy as np
-import torch
 
 from piade.cli.args import datasets, parse_args
-from piade.data.dataset import stack_images
-from piade.inference.detector import load
-from piade.inference.scoring import SCORE_KINDS, image_score, score_images
+from piade.config import SCORE_KINDS
+from piade.inference.detector import load, score_dataset
 from piade.metrics import image_auroc
 
 
@@ -31,16 +29,10 @@ def score_all(model_path: str, fit_flags: list[str], batch_size: int) -> dict[st
     args = parse_args(["fit", *fit_flags, "--out", "unused"])
     _, test = datasets(args, image_size=detector.image_size)
     labels = np.asarray(test.labels).astype(int)
-    images = stack_images(test)
+    scored = score_dataset(detector, test, batch_size=batch_size, keep=("every_score",))
     cal = detector.calibration
-    scores: dict[str, list[torch.Tensor]] = {kind: [] for kind in SCORE_KINDS}
-    for batch in images.split(batch_size):
-        raw = score_images(detector.model, detector.criterion, batch.float() / 255)
-        for kind in SCORE_KINDS:
-            scores[kind].append(
-                image_score(raw, kind, map_kind=cal.map_kind, scales=cal.map_scales).cpu()
-            )
-    aurocs = {kind: image_auroc(labels, torch.cat(v).numpy()) for kind, v in scores.items()}
+    scores = {kind: scored[f"score:{kind}"] for kind in SCORE_KINDS}
+    aurocs = {kind: image_auroc(labels, v) for kind, v in scores.items()}
     return {
         "model": model_path,
         "data": " ".join(fit_flags),

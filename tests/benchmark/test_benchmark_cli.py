@@ -11,6 +11,7 @@ from tests.fakes import TINY_BACKBONE, write_mvtec
 
 from piade.benchmark import runner
 from piade.cli import main
+from piade.config import SCORE_KINDS
 
 FAST = [
     "--image-size", "32", "--batch-size", "8", "--epochs", "1", "--baseline-epochs", "1", "--device", "cpu",
@@ -66,6 +67,9 @@ def test_each_run_writes_metrics_cost_and_settings(split_runs: dict[str, Path]) 
     assert cost["peak_rss_mb"] > 50
     assert result["settings"]["encoder_weights"] is None and result["seed"] == 0
     assert result["command"].startswith("piade benchmark mvtec")
+    by_score = result["fitted"]["image_auroc_by_score"]  # beyond the paper, from the same pass
+    assert set(by_score) == set(SCORE_KINDS)
+    assert by_score["loss"] == pytest.approx(metrics["image_auroc"])  # the table's, the paper's
     svm = json.loads((split_runs["bottle"] / "runs/ocsvm/bottle/seed0/result.json").read_text())
     assert svm["metrics"]["pixel_auroc"] is None and svm["fitted"]["nu"] == 0.1
 

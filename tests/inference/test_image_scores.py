@@ -54,6 +54,28 @@ def test_map_scores_rank_a_small_blob_above_diffuse_noise() -> None:
         image_score(raw_with(maps), "median", map_kind="ssim", scales=SCALES)
 
 
+def test_balanced_loss_weighs_each_term_by_its_normal_mean() -> None:
+    """Image 0 has the larger total only through the large-unit feature term; balanced, image 1's
+    tenfold MSE counts as much as image 0's doubled feature residual and more."""
+    mse, perceptual, ssim = torch.tensor([0.01, 0.1]), torch.tensor([2.0, 1.0]), torch.ones(2) * 0.8
+    terms = LossTerms(mse, perceptual, ssim, mse + perceptual + 1 - ssim)
+    raw = RawScores(terms, {}, None)  # type: ignore[arg-type]
+    scales = {"mse": 0.01, "perceptual": 1.0, "ssim": 0.2}
+    assert image_score(raw, "loss", map_kind="ssim", scales=scales).argmax() == 0
+    balanced = image_score(raw, "loss-balanced", map_kind="ssim", scales=scales)
+    torch.testing.assert_close(balanced, torch.tensor([1 + 2 + 1, 10 + 1 + 1.0]))
+
+
+def test_balanced_loss_is_near_three_on_the_held_out_normal_images(tmp_path: Path) -> None:
+    """Each term divided by its own mean on the calibration images: about 1 each there."""
+    config = offline_train_config(epochs=1, calibration_fraction=0.25, score_kind="loss-balanced")
+    fit(normal_set(16), tmp_path, model_config=ModelConfig(image_size=32, backbone=TINY_BACKBONE),
+        train_config=config)  # fmt: skip
+    cal = load(tmp_path).calibration
+    assert cal.score_kind == "loss-balanced"
+    assert cal.score_mean == pytest.approx(3.0, rel=0.05)  # the feature map is upsampled
+
+
 def test_top1_is_the_mean_of_the_highest_hundredth() -> None:
     maps = torch.arange(10 * 10, dtype=torch.float32).reshape(1, 10, 10)
     smoothed = smooth_maps(maps, 10 / 30).flatten()

@@ -21,6 +21,7 @@ from piade.config import ModelConfig
 from piade.data import ImageDataset
 from piade.errors import ConfigError
 from piade.evaluation.evaluate import compute_metrics, dataset_masks
+from piade.metrics import image_auroc
 from piade.runtime import resolve_device
 from piade.train.checkpoint import CHECKPOINT, METRICS
 from piade.train.config import TrainConfig
@@ -170,9 +171,10 @@ def _run_piade(
             resume=resume,
         )
     detector = load(result.model_path, device=settings.device)
-    keep = ("anomaly_map",) if test.has_masks else ()
+    keep = ("every_score", "anomaly_map") if test.has_masks else ("every_score",)
     with watch("infer"):
         scored = score_dataset(detector, test, keep=keep)
+    labels = np.asarray(test.labels).astype(int)
     records = [json.loads(line) for line in (fit_dir / METRICS).read_text().splitlines() if line]
     fitted = {
         "epochs": epochs,
@@ -183,6 +185,12 @@ def _run_piade(
         "resumed": resume,
         "trained_images": sum(r["images"] for r in records),
         "train_seconds": sum(r["seconds"] for r in records),
+        # beyond the paper: every image score of the same model and pass (docs/engine.md)
+        "image_auroc_by_score": {
+            k.removeprefix("score:"): image_auroc(labels, v)
+            for k, v in scored.items()
+            if k.startswith("score:") and 0 < labels.sum() < labels.size
+        },
     }
     return scored["score"], scored.get("anomaly_map"), fitted
 

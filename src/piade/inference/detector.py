@@ -27,6 +27,7 @@ from piade.inference.scoring import (
     MAP_KINDS,
     RESIDUALS,
     SCORE_KINDS,
+    RawScores,
     anomaly_map,
     image_score,
     score_images,
@@ -96,6 +97,21 @@ class Detector:
         wrong shape, or values outside [0, 1]; or ``map_kind`` when it is not one of
         :data:`~piade.inference.scoring.MAP_KINDS`.
         """
+        return self._detect(images, map_kind)[0]
+
+    def score_every_kind(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every image score of :data:`~piade.config.SCORE_KINDS` (B,) from one pass, to compare
+        scores on one trained model without retraining; ``score`` gives the calibrated one."""
+        return self._every_kind(self._detect(images, None)[1])
+
+    def _every_kind(self, raw: RawScores) -> dict[str, torch.Tensor]:
+        cal = self.calibration
+        return {
+            kind: image_score(raw, kind, map_kind=cal.map_kind, scales=cal.map_scales)
+            for kind in SCORE_KINDS
+        }
+
+    def _detect(self, images: torch.Tensor, map_kind: str | None) -> tuple[Detection, RawScores]:
         check_images(images, self.image_size)
         if map_kind is not None and (not isinstance(map_kind, str) or map_kind not in MAP_KINDS):
             raise ConfigError(
@@ -106,7 +122,7 @@ class Detector:
         cal, terms = self.calibration, raw.terms
         heat = anomaly_map(raw.residuals, map_kind or cal.map_kind, cal.map_scales, cal.map_sigma)
         score = image_score(raw, cal.score_kind, map_kind=cal.map_kind, scales=cal.map_scales)
-        return Detection(
+        detection = Detection(
             score,
             terms.mse,
             terms.perceptual,
@@ -118,6 +134,7 @@ class Detector:
             raw.output.lengths,
             raw.output.decoded,
         )
+        return detection, raw
 
     def map_at(self, anomaly_map: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """Resize maps (B, h, w) to an image's own resolution (bilinear)."""
@@ -231,12 +248,16 @@ def score_dataset(
     """Score every image of a data set; returns NumPy arrays by field name.
 
     Always: ``score``, ``mse``, ``perceptual``, ``ssim``, ``normalized_score``, ``label`` (predicted),
-    ``lengths``, ``decoded``. Add ``anomaly_map`` / ``reconstruction`` to ``keep`` to get those too.
+    ``lengths``, ``decoded``. Add ``anomaly_map`` / ``reconstruction`` to ``keep`` to get those too,
+    and ``every_score`` for ``score:KIND``, every kind of image score, from the same pass.
     """
     images = stack_images(dataset)
     fields: dict[str, list[np.ndarray]] = {}
     for batch in tqdm(images.split(batch_size), desc="score", unit="batch", disable=None):
-        result = detector.score(batch.to(detector.device).float() / 255)._asdict()
+        detection, raw = detector._detect(batch.to(detector.device).float() / 255, None)
+        result = detection._asdict()
+        if "every_score" in keep:
+            result |= {f"score:{k}": v for k, v in detector._every_kind(raw).items()}
         for name, value in result.items():
             if name in ("anomaly_map", "reconstruction") and name not in keep:
                 continue

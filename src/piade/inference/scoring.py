@@ -133,6 +133,9 @@ def image_score(
     """The image anomaly score (B,) of ``kind`` (one of :data:`SCORE_KINDS`).
 
     * ``loss``: the paper's score, the image's total loss;
+    * ``loss-balanced``: the paper's three terms, each divided by the mean of its residual map on
+      held-out normal images (``scales``), so that no term outweighs the others by its units alone
+      (with λ = 1 the ImageNet-feature term is 10-40 times the MSE and sets the ranking);
     * ``map-max``: the maximum of the anomaly map ``map_kind``, smoothed with σ = size / 30 px
       (4 px at 120 px) so one noisy pixel cannot decide;
     * ``map-top1``: the mean of the top 1 % of that smoothed map;
@@ -141,6 +144,13 @@ def image_score(
     """
     if kind == "loss":
         return raw.terms.total
+    if kind == "loss-balanced":
+        t = raw.terms
+        return (
+            t.mse / scales["mse"]
+            + t.perceptual / scales["perceptual"]
+            + (1 - t.ssim) / scales["ssim"]
+        )
     if kind not in SCORE_KINDS:
         raise ValueError(f"image score kind must be one of {SCORE_KINDS}, got {kind!r}")
     source = (
