@@ -85,6 +85,10 @@ def test_merged_table_has_both_classes_in_the_papers_shape(split_runs: dict[str,
     assert "| **Mean** |" in page and "Pixel-level" in page and "## Cost" in page
     assert [r["class"] for r in tables["ablation"]] == ["bottle", "wood", "Mean"]
     assert (split_runs["merged"] / "ablation.png").is_file()
+    scores = tables["scores"]  # every image score of the two-vector model, beside the paper's
+    assert [r["class"] for r in scores] == ["bottle", "wood", "Mean"]
+    assert [r["loss"] for r in scores[:2]] == pytest.approx([r["piade"] for r in rows])
+    assert "Image score (beyond the paper)" in page and "`loss-balanced`" in page
     csv_lines = (split_runs["merged"] / "results.csv").read_text().splitlines()
     assert csv_lines[0] == "class,piade,piade-1v,ocsvm,paper piade"
     assert len(csv_lines) == 4

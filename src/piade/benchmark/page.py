@@ -14,6 +14,7 @@ from typing import Any
 
 from piade.benchmark.ablation import render_ablation
 from piade.benchmark.methods import METHODS
+from piade.benchmark.scores import SCORES_NOTE, SCORES_TITLE, render_scores
 from piade.benchmark.tables import fmt, markdown_table, render_image_table, render_warnings
 
 SUITE_TITLES = {
@@ -120,6 +121,8 @@ def _suite_section(tables: dict[str, Any], file: Path, base: Path) -> str:
         ]
         if chart.is_file():
             parts.append(f"\n![ablation]({_link(chart, base)})\n")
+    if tables.get("scores"):  # absent in tables written before the scores existed
+        parts += [f"\n### {SCORES_TITLE}\n", SCORES_NOTE + "\n", render_scores(tables["scores"])]
     parts += ["\n### Cost\n", _cost_summary(runs)]
     return "\n".join(parts)
 

@@ -18,6 +18,7 @@ from typing import Any
 from piade.benchmark.ablation import ablation_table, render_ablation, write_ablation_chart
 from piade.benchmark.methods import METHODS
 from piade.benchmark.paper import CITATION, PAPER_TABLES, paper_mean, paper_value
+from piade.benchmark.scores import SCORES_NOTE, SCORES_TITLE, render_scores, score_table
 from piade.data.cifar10 import CIFAR10_CLASSES
 from piade.data.mvtec import MVTEC_CATEGORIES
 
@@ -105,6 +106,7 @@ def build_tables(results: Sequence[dict[str, Any]], *, suite: str) -> dict[str, 
         "pixel": _pixel_rows(summary, classes, methods),
         "cost": _cost_rows(results, classes, methods),
         "ablation": ablation_table(summary, classes),
+        "scores": score_table(results, classes),
         "warnings": [
             f"{r['method']} {r['class']} seed {r['seed']}: {w}"
             for r in results
@@ -253,6 +255,9 @@ def render_markdown(tables: dict[str, Any]) -> str:
     if tables["ablation"]:
         parts.append("\n## Ablation (Sec. 6): one instantiation vector vs two\n")
         parts.append(render_ablation(tables["ablation"]))
+    if tables["scores"]:
+        parts.append(f"\n## {SCORES_TITLE}\n\n{SCORES_NOTE}\n")
+        parts.append(render_scores(tables["scores"]))
     parts.append("\n## Cost\n")
     parts.append(render_cost(tables["cost"]))
     return "\n".join(parts)
