@@ -22,23 +22,54 @@ class NetworkBlocked(RuntimeError):
     """Raised when a test tries to open a network connection."""
 
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+_CONNECT, _CONNECT_EX, _CREATE = (
+    socket.socket.connect,
+    socket.socket.connect_ex,
+    socket.create_connection,
+)
+
+
 @pytest.fixture(autouse=True)
 def offline(
-    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[list[object]]:
     """Block every socket connection and point ``TORCH_HOME`` at an empty temporary folder.
 
-    Yields the list of addresses that code tried to reach, so a test can assert it stayed empty.
+    Tests marked ``loopback`` (the server's) may connect to this machine's own loopback address,
+    and nowhere else. Yields the list of addresses that code tried to reach, so a test can assert
+    it stayed empty.
     """
     attempts: list[object] = []
+    loopback = request.node.get_closest_marker("loopback") is not None
 
-    def refuse(self: socket.socket, address: object, *args: object, **kwargs: object) -> None:
+    def allowed(address: object) -> bool:
+        return loopback and isinstance(address, tuple) and address[0] in LOOPBACK
+
+    def refuse(address: object) -> None:
         attempts.append(address)
         raise NetworkBlocked(f"tests run offline; a connection to {address!r} was attempted")
 
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "create_connection", lambda address, *a, **k: refuse(None, address))  # type: ignore[arg-type]
+    def connect(self: socket.socket, address: object) -> None:
+        return _CONNECT(self, address) if allowed(address) else refuse(address)  # type: ignore[arg-type]
+
+    def connect_ex(self: socket.socket, address: object) -> int:
+        if allowed(address):
+            return _CONNECT_EX(self, address)  # type: ignore[arg-type]
+        refuse(address)
+        return 1
+
+    def create(address: object, *args: object, **kwargs: object) -> socket.socket:
+        if allowed(address):
+            return _CREATE(address, *args, **kwargs)  # type: ignore[arg-type]
+        refuse(address)
+        raise AssertionError("unreachable")
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    monkeypatch.setattr(socket, "create_connection", create)
     torch_home = tmp_path_factory.mktemp("torch_home")
     monkeypatch.setenv("TORCH_HOME", str(torch_home))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -30,7 +30,7 @@ SCORES_NOTE = (
 def score_table(results: Sequence[dict[str, Any]], classes: Sequence[str]) -> list[dict[str, Any]]:
     """Rows {class, kind: AUROC…} for every class whose piade runs recorded every score, then a
     "Mean" row; empty when none did."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for cls in classes:
         runs = [
             r["fitted"]["image_auroc_by_score"]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from piade.cli import benchmark as cli_benchmark
+from piade.cli import serve as cli_serve
 from piade.cli.values import auto_or_number, check_batch_size, positive_int, precise_bn
 from piade.config import DECODER_INITS, MAP_STYLES, SCORE_KINDS, ModelConfig
 from piade.train.config import COMPILE_MODES, TrainConfig
@@ -278,6 +279,7 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     demo.add_argument("--seed", type=int, default=0)
 
     benchmark = cli_benchmark.add_parser(verbs, Formatter)
+    serve = cli_serve.add_parser(verbs, Formatter, _precision_flag)
 
     info = _verb(verbs, "info", "print the network's size and forward FLOPs for a configuration")
     info.add_argument("--image-size", type=int, default=M.image_size)
@@ -293,4 +295,5 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         "demo": demo,
         "info": info,
         "benchmark": benchmark,
+        "serve": serve,
     }

@@ -33,6 +33,28 @@ def positive_int(value: str, *, most: int | None = None) -> int:
     return number
 
 
+def positive_number(value: str, *, most: float) -> float:
+    """A finite number > 0 and <= ``most``, e.g. a size limit in MB."""
+    return number_between(value, low=0, high=most, low_open=True)
+
+
+def number_between(value: str, *, low: float, high: float, low_open: bool = False) -> float:
+    """A number from ``low`` (excluded when ``low_open``) to ``high``; NaN and inf are refused."""
+    wanted = f"a number {'>' if low_open else '>='} {low:g} and <= {high:g}"
+    try:
+        number = float(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected {wanted}, got {value!r}") from error
+    if not (number > low if low_open else number >= low) or not number <= high:
+        raise argparse.ArgumentTypeError(f"expected {wanted}, got {value!r}")
+    return number
+
+
+def port_number(value: str) -> int:
+    """A TCP port, 1 to 65535 (0, "any free port", would leave the client guessing)."""
+    return positive_int(value, most=65535)
+
+
 def check_batch_size(value: str) -> int:
     """``--check-batch-size``: 1 to 256 images (the export's example batch)."""
     return positive_int(value, most=256)

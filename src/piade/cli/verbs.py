@@ -166,6 +166,12 @@ def _benchmark(args: argparse.Namespace) -> int:
     return cli_benchmark.run(args, args.argv)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from piade.cli import serve as cli_serve
+
+    return cli_serve.run(args)
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "info": _info,
     "fit": _fit,
@@ -174,4 +180,5 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "export": _export,
     "demo": _demo,
     "benchmark": _benchmark,
+    "serve": _serve,
 }

@@ -12,6 +12,7 @@ Pillow's decompression-bomb limit are refused before their pixels are allocated.
 
 from __future__ import annotations
 
+import io
 import os
 
 import numpy as np
@@ -41,15 +42,41 @@ def read_rgb(path: str) -> np.ndarray:
         raise DataError(f"cannot read image {path}: {_reason(error, path)}; {_FIX}") from error
 
 
-def _open(path: str) -> Image.Image:
+def decode_rgb(
+    data: bytes,
+    name: str,
+    *,
+    max_pixels: int | None = None,
+    formats: tuple[str, ...] | None = None,
+) -> np.ndarray:
+    """Decode image bytes (an upload, say) to RGB uint8 (H, W, 3), as :func:`read_rgb` does a file.
+
+    Raises DataError naming ``name`` and the reason (empty, not an image, truncated, above
+    ``max_pixels`` or Pillow's decompression-bomb limit, whichever is lower, or not one of
+    Pillow's ``formats`` when given) without the advice about files; nothing is written anywhere.
+    """
+    if not data:
+        raise DataError(f"{name}: empty (0 bytes); send the image file's bytes")
+    try:
+        with _open(io.BytesIO(data), max_pixels, formats) as image:
+            image.load()
+            return _to_rgb(image)
+    except Exception as error:  # any decoder failure on untrusted bytes (see the module doc)
+        raise DataError(f"{name}: {_reason(error, '')}") from error
+
+
+def _open(
+    path: str | io.BytesIO, max_pixels: int | None = None, formats: tuple[str, ...] | None = None
+) -> Image.Image:
     """``Image.open`` that refuses images above Pillow's pixel limit (about 89 megapixels).
 
     Pillow itself only warns between one and two times its limit; the check is done here rather
     than by turning that warning into an error, because warning filters are process-wide and
     files are decoded in several threads at once.
     """
-    image = Image.open(path)
-    limit, pixels = Image.MAX_IMAGE_PIXELS, image.width * image.height
+    image = Image.open(path, formats=formats)
+    limits = [n for n in (Image.MAX_IMAGE_PIXELS, max_pixels) if n is not None]
+    limit, pixels = min(limits, default=None), image.width * image.height
     if limit is not None and pixels > limit:
         image.close()
         raise Image.DecompressionBombError(
@@ -62,7 +89,7 @@ def _open(path: str) -> Image.Image:
 def _reason(error: Exception, path: str) -> str:
     """What went wrong, in words: the error's message, or its type when it has none."""
     if isinstance(error, UnidentifiedImageError):
-        empty = os.path.isfile(path) and os.path.getsize(path) == 0
+        empty = bool(path) and os.path.isfile(path) and os.path.getsize(path) == 0
         return "the file is empty (0 bytes)" if empty else "not an image file Pillow can identify"
     if isinstance(error, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
         text = str(error).strip().rstrip(".")

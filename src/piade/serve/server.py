@@ -1,0 +1,92 @@
+"""Starting the server: load the model file once, read the token, hand the app to uvicorn.
+
+With ``--workers N`` above 1, uvicorn starts N processes that each load the model (N copies in
+memory, N scoring threads); the settings reach them through one environment variable, since
+uvicorn builds the app in each process from an import string.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from pathlib import Path
+
+from piade.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SETTINGS_ENV = "PIADE_SERVE_SETTINGS"  # JSON: model, device, precision and ServeSettings
+
+
+def read_token(path: Path) -> str:
+    """The token in ``path``: its text without surrounding white space; ConfigError naming the
+    file when it cannot be read, is not UTF-8 or is shorter than 16 characters."""
+    try:
+        token = path.read_bytes().decode("utf-8").strip()
+    except OSError as error:
+        raise ConfigError(
+            f"--token-file {path}: cannot read it ({error.strerror or error})"
+        ) from error
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"--token-file {path}: not a UTF-8 text file") from error
+    if len(token) < 16 or any(c.isspace() for c in token):
+        raise ConfigError(
+            f"--token-file {path}: the token must be one word of at least 16 characters"
+            " (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))' > FILE)"
+        )
+    return token
+
+
+def build_app(spec: dict[str, object]):  # type: ignore[no-untyped-def]
+    """The app for ``spec`` (model path, device, precision, settings): loads the model file."""
+    from piade.inference.detector import load
+    from piade.inference.modelfile import resolve_model_path
+    from piade.serve.app import ServeSettings, create_app, model_id
+
+    path = resolve_model_path(str(spec["model"]))
+    detector = load(path, device=str(spec["device"]), precision=str(spec["precision"]))
+    settings = ServeSettings(**spec["settings"])  # type: ignore[arg-type]
+    return create_app(detector, model_id=model_id(path), settings=settings)
+
+
+def app_from_environment():  # type: ignore[no-untyped-def]
+    """uvicorn's factory in each worker process (``--workers`` above 1)."""
+    return build_app(json.loads(os.environ[SETTINGS_ENV]))
+
+
+def run(
+    model: str,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    device: str,
+    precision: str,
+    settings: object,
+) -> None:
+    """Serve until interrupted."""
+    import uvicorn
+
+    spec = {
+        "model": model,
+        "device": device,
+        "precision": precision,
+        "settings": dataclasses.asdict(settings),  # type: ignore[call-overload]
+    }
+    if workers == 1:
+        app = build_app(spec)  # a bad model file fails here, before the port is opened
+        uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+        return
+    build_app(spec)  # check the model file once in this process before starting the workers
+    os.environ[SETTINGS_ENV] = json.dumps(spec)
+    uvicorn.run(
+        "piade.serve.server:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        server_header=False,
+    )
