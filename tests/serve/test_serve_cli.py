@@ -82,3 +82,28 @@ def test_valid_settings_reach_uvicorn(
     assert main(argv) == 0
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8000  # safe by default
     assert type(seen["app"]).__name__ == "FastAPI"
+
+
+def test_several_workers_share_the_cores_and_each_builds_the_app(
+    served_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, object] = {}
+    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: seen.update(kwargs, app=app))
+    monkeypatch.setenv(server.SETTINGS_ENV, "")  # so that it is removed again after the test
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert main(["serve", str(served_model), "--workers", "2", "--device", "cpu"]) == 0
+    assert seen["app"] == "piade.serve.server:app_from_environment" and seen["factory"] is True
+    assert seen["workers"] == 2
+    import json
+    import os
+
+    spec = json.loads(os.environ[server.SETTINGS_ENV])
+    assert spec["threads"] == 4 and spec["model"] == str(served_model)
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        assert type(server.app_from_environment()).__name__ == "FastAPI"  # what each worker does
+        assert torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(threads)

@@ -1,8 +1,9 @@
 """Starting the server: load the model file once, read the token, hand the app to uvicorn.
 
 With ``--workers N`` above 1, uvicorn starts N processes that each load the model (N copies in
-memory, N scoring threads); the settings reach them through one environment variable, since
-uvicorn builds the app in each process from an import string.
+memory, N scoring threads, each process's torch given an equal share of the cores); the
+settings reach them through one environment variable, since uvicorn builds the app in each
+process from an import string.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ def build_app(spec: dict[str, object]):  # type: ignore[no-untyped-def]
     from piade.inference.modelfile import resolve_model_path
     from piade.serve.app import ServeSettings, create_app, model_id
 
+    threads = spec.get("threads")
+    if isinstance(threads, int):  # several workers share the cores instead of each taking all
+        import torch
+
+        torch.set_num_threads(threads)
     path = resolve_model_path(str(spec["model"]))
     detector = load(path, device=str(spec["device"]), precision=str(spec["precision"]))
     settings = ServeSettings(**spec["settings"])  # type: ignore[arg-type]
@@ -80,6 +86,7 @@ def run(
         uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
         return
     build_app(spec)  # check the model file once in this process before starting the workers
+    spec["threads"] = max(1, (os.cpu_count() or 1) // workers)
     os.environ[SETTINGS_ENV] = json.dumps(spec)
     uvicorn.run(
         "piade.serve.server:app_from_environment",
