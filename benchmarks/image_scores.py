@@ -1,10 +1,11 @@
 """Which image score ranks defects best? Every score kind of one trained model, on one test set.
 
 One forward pass per test image gives the loss terms and the anomaly residuals; every score of
-``piade.inference.scoring.SCORE_KINDS`` is computed from them (the paper's total loss, the maximum and top-1 %
-mean of the smoothed anomaly map, the top-1 % mean of the smoothed ImageNet-feature residual) and
-ranked by image AUROC against the labels. The scores need no retraining: they differ only after the
-network. Prints one JSON line per score kind, then a table::
+``piade.config.SCORE_KINDS`` is computed from them (the paper's total loss, the same with each
+term divided by its mean on held-out normal images, the maximum and top-1 % mean of the smoothed
+anomaly map, the top-1 % mean of the smoothed ImageNet-feature residual) and ranked by image
+AUROC against the labels, and so is each of the paper's three loss terms alone. The scores need
+no retraining: they differ only after the network. Prints one JSON line, then a table::
 
     python benchmarks/image_scores.py runs/bottle --data mvtec --root ../shared/data/mvtec_ad \\
         --category bottle
@@ -33,6 +34,11 @@ def score_all(model_path: str, fit_flags: list[str], batch_size: int) -> dict[st
     cal = detector.calibration
     scores = {kind: scored[f"score:{kind}"] for kind in SCORE_KINDS}
     aurocs = {kind: image_auroc(labels, v) for kind, v in scores.items()}
+    terms = {
+        "mse": scored["mse"],
+        "perceptual": scored["perceptual"],
+        "1 - ssim": 1 - scored["ssim"],
+    }
     return {
         "model": model_path,
         "data": " ".join(fit_flags),
@@ -40,6 +46,7 @@ def score_all(model_path: str, fit_flags: list[str], batch_size: int) -> dict[st
         "n_normal": int((labels == 0).sum()),
         "n_anomalous": int(labels.sum()),
         "image_auroc": aurocs,
+        "term_auroc": {name: image_auroc(labels, v) for name, v in terms.items()},
     }
 
 
@@ -55,6 +62,9 @@ def main() -> None:
     print(f"\n{result['n_normal']} normal, {result['n_anomalous']} anomalous test images")
     for kind, value in result["image_auroc"].items():  # type: ignore[attr-defined]
         print(f"{kind:<16} image AUROC {value:.4f}")
+    print("each term of the paper's loss alone:")
+    for name, value in result["term_auroc"].items():  # type: ignore[attr-defined]
+        print(f"  {name:<14} image AUROC {value:.4f}")
 
 
 if __name__ == "__main__":
