@@ -39,7 +39,7 @@ from piade.runtime import autocast_dtype, memory_format, resolve_device
 class Detection(NamedTuple):
     """Per-image results of :meth:`Detector.score` (B images at the model's input size)."""
 
-    score: torch.Tensor  # (B,) calibration.score_kind; by default the total loss (paper)
+    score: torch.Tensor  # (B,) of calibration.score_kind (docs/engine.md)
     mse: torch.Tensor  # (B,)
     perceptual: torch.Tensor  # (B,)
     ssim: torch.Tensor  # (B,) SSIM index

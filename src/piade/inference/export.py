@@ -1,9 +1,8 @@
 """ONNX export of a detector: one graph from images to reconstruction, score and anomaly map.
 
 The graph takes ``images`` (B, 3, H, W) float32 in [0, 1] at the model's input size (B is dynamic)
-and returns ``reconstruction`` (B, 3, H, W) in [0, 1], ``score`` (B,) — the model's image score,
-by default the paper's — and
-``anomaly_map`` (B, H, W). After writing, the file is run with ONNX Runtime and compared with
+and returns ``reconstruction`` (B, 3, H, W) in [0, 1], ``score`` (B,) — the model file's image score
+(its calibration's ``score_kind``) — and ``anomaly_map`` (B, H, W). After writing, the file is run with ONNX Runtime and compared with
 PyTorch on uniform noise and on image-like inputs (:func:`check_images`): smooth random images, flat
 images and, when given, the user's own images — the inputs on which a near-tie of the two vector
 lengths or a saturated squash would show a difference that noise hides.

@@ -1,8 +1,9 @@
 """Image anomaly scores and per-pixel anomaly maps: pure functions of a model and a loss.
 
-The image score is by default the paper's: the per-image total loss with the evaluation-time
-(longest) vector. :func:`image_score` offers scores read from the maps instead (``SCORE_KINDS``), for
-defects too small to move an image's mean loss. The anomaly map is built from per-pixel residuals between an image and its reconstruction:
+The image score (:func:`image_score`, one of ``SCORE_KINDS``) is read from the per-image loss
+terms with the evaluation-time (longest) vector decoded: the paper's total loss, or the same terms
+each divided by its mean on held-out normal images (the default of ``piade fit``), or from the
+smoothed maps, for defects too small to move an image's mean loss. The anomaly map is built from per-pixel residuals between an image and its reconstruction:
 
 * ``ssim``: 1 − the SSIM map (mean over channels);
 * ``mse``: the squared error (mean over channels, in the [-1, 1] range);
