@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from tests.serve.conftest import encode, expected_score, picture
+from tests.serve.conftest import client_for, encode, expected_score, picture
 
 from piade.inference.detector import Detector
 from piade.version import __version__
@@ -93,6 +93,17 @@ def test_model_describes_itself(client: TestClient, served_model: Path, detector
     assert "anomalous when its score is above" in model["threshold_explained"]
     assert model["config"]["image_size"] == detector.image_size
     assert model["serving"]["token_required"] is False
+
+
+def test_model_names_the_training_data_as_fit_recorded_it(
+    detector: Detector, served_model: Path
+) -> None:
+    trained = Detector(detector.model, detector.criterion, detector.calibration,
+                       info={**detector.info, "training": {"data": {"description": "bottles"},
+                                                           "train": {"epochs": 400}}})  # fmt: skip
+    with client_for(trained, served_model) as c:
+        model = c.get("/v1/model").json()
+    assert model["data"] == {"description": "bottles"} and model["training"]["epochs"] == 400
 
 
 def test_metrics_count_requests_in_the_prometheus_format(client: TestClient) -> None:

@@ -198,14 +198,14 @@ def create_app(detector: Detector, *, model_id: str, settings: ServeSettings) ->
         return {
             "model_id": model_id,
             "piade_version": __version__,
-            "written_by": info.get("piade_version"),
             "image_size": detector.image_size,
             "config": detector.config.to_dict(),
             "calibration": dataclasses.asdict(cal),
             "threshold_explained": explain_threshold(
                 cal.threshold, cal.threshold_method, cal.n_images
             ),
-            "data": info.get("data"),
+            "data": info.get("training", {}).get("data"),  # as fit recorded it
+            "training": info.get("training", {}).get("train"),
             "loss": info.get("loss"),
             "device": str(detector.device),
             "precision": detector.precision,
