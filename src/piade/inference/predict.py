@@ -5,8 +5,9 @@ each batch finishes, so a failure later never loses the results already written.
 as a bar on a terminal and as a log line every tenth of the files. Folders are searched
 recursively; hidden files and folders (``.git``, ``._x.png``, ``.ipynb_checkpoints``) are left
 out, and a link with an image name that leads nowhere is reported like an unreadable file.
-Anomaly maps are resized to each image's own resolution and written by a pool of threads while the
-next batch is decoded and scored (Pillow and zlib release the GIL while they encode), at PNG
+Each batch of files is decoded and resized on a worker thread while the batch before it is
+scored. Anomaly maps are resized to each image's own resolution and written by a pool of threads
+while the next batch is scored (Pillow and zlib release the GIL while they encode), at PNG
 compression level 1: on a 900 x 900 px bottle overlay that wrote 3-5x faster than Pillow's default
 level 6 and 29 % larger (404 against 313 kB; docs/performance.md).
 """
@@ -184,10 +185,12 @@ def predict(
     with csv_path.open("w", newline="", encoding="utf-8") as handle, closing(writer_pool):
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
-        for chunk in _chunks(iter(files), batch_size):
+        pool = writer_pool if maps_dir is not None else None
+        for chunk, decoded in _decoded_ahead(
+            detector, files, batch_size, pool is not None, on_error
+        ):
             done = counts["scored"] + counts["failed"]
-            pool = writer_pool if maps_dir is not None else None
-            for row in _score_chunk(detector, chunk, done, pool, on_error):
+            for row in _score_chunk(detector, decoded, done, pool):
                 writer.writerow(
                     {k: printable(v) if isinstance(v, str) else v for k, v in row.items()}
                 )
@@ -219,17 +222,44 @@ class _Progress:
         self.bar.close()
 
 
-def _score_chunk(
-    detector: Detector,
-    chunk: list[Path],
-    start: int,
-    maps: _MapWriter | None,
-    on_error: str,
-) -> list[dict[str, object]]:
-    """Rows for one batch of files: scores, or the reason a file could not be read."""
-    rows: list[dict[str, object]] = []
-    resized: list[torch.Tensor] = []
-    originals: list[np.ndarray] = []  # kept only to draw the maps
+@dataclass
+class _Decoded:
+    """One batch of files read: a row per file (its error, if unreadable), the images resized to
+    the model's size, and the originals (kept only to draw the maps)."""
+
+    rows: list[dict[str, object]]
+    resized: list[torch.Tensor]
+    originals: list[np.ndarray]
+
+
+def _decoded_ahead(
+    detector: Detector, files: list[Path], batch_size: int, keep: bool, on_error: str
+) -> Iterator[tuple[list[Path], _Decoded]]:
+    """Batches of files, each decoded and resized on a worker thread while the one before it is
+    scored (Pillow and torch release the GIL there), so decoding overlaps with the network."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="piade-decode") as reader:
+        chunks = _chunks(iter(files), batch_size)
+        chunk = next(chunks, None)
+        ahead = (
+            reader.submit(_decode_chunk, detector.image_size, chunk, keep, on_error)
+            if chunk
+            else None
+        )
+        while chunk is not None and ahead is not None:
+            decoded = ahead.result()
+            following = next(chunks, None)
+            ahead = (
+                reader.submit(_decode_chunk, detector.image_size, following, keep, on_error)
+                if following
+                else None
+            )
+            yield chunk, decoded
+            chunk = following
+
+
+def _decode_chunk(size: int, chunk: list[Path], keep: bool, on_error: str) -> _Decoded:
+    """Read and resize one batch of files; unreadable ones get a row with the reason."""
+    decoded = _Decoded([], [], [])
     for path in chunk:
         try:
             image = read_rgb(str(path))
@@ -237,12 +267,20 @@ def _score_chunk(
             if on_error == "raise":
                 raise
             log.warning("%s (recorded in scores.csv)", printable(str(error)))
-            rows.append({"path": str(path), "error": str(error)})
+            decoded.rows.append({"path": str(path), "error": str(error)})
             continue
-        rows.append({"path": str(path), "error": ""})
-        resized.append(resize_image(image, detector.image_size))
-        if maps is not None:
-            originals.append(image)
+        decoded.rows.append({"path": str(path), "error": ""})
+        decoded.resized.append(resize_image(image, size))
+        if keep:
+            decoded.originals.append(image)
+    return decoded
+
+
+def _score_chunk(
+    detector: Detector, decoded: _Decoded, start: int, maps: _MapWriter | None
+) -> list[dict[str, object]]:
+    """Rows for one batch of files: scores, or the reason a file could not be read."""
+    rows, resized, originals = decoded.rows, decoded.resized, decoded.originals
     if not resized:
         return rows
     batch = torch.stack(resized).to(detector.device).float() / 255  # (B, 3, S, S) in [0, 1]
