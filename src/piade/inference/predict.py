@@ -1,8 +1,8 @@
 """Prediction on image files: streamed in batches, one CSV row per file, anomaly maps as PNGs.
 
-Memory stays bounded by two batches (one scored, one read ahead) whatever the number of files; rows are written (and flushed) as
-each batch finishes, so a failure later never loses the results already written. Progress is shown
-as a bar on a terminal and as a log line every tenth of the files. Folders are searched
+Memory stays bounded by two batches (one scored, one read ahead) whatever the number of files;
+rows are written (and flushed) as each batch finishes, so a failure later never loses the results
+already written. Progress is shown as a bar on a terminal and as a log line every tenth of the files. Folders are searched
 recursively; hidden files and folders (``.git``, ``._x.png``, ``.ipynb_checkpoints``) are left
 out, and a link with an image name that leads nowhere is reported like an unreadable file.
 Each batch of files is decoded and resized on a worker thread while the batch before it is
