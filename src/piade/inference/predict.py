@@ -2,9 +2,10 @@
 
 Memory stays bounded by two batches (one scored, one read ahead) whatever the number of files;
 rows are written (and flushed) as each batch finishes, so a failure later never loses the results
-already written. Progress is shown as a bar on a terminal and as a log line every tenth of the files. Folders are searched
-recursively; hidden files and folders (``.git``, ``._x.png``, ``.ipynb_checkpoints``) are left
-out, and a link with an image name that leads nowhere is reported like an unreadable file.
+already written. Progress is shown as a bar on a terminal and as a log line every tenth of the
+files. Folders are searched recursively; hidden files and folders (``.git``, ``._x.png``,
+``.ipynb_checkpoints``) are left out, and a link with an image name that leads nowhere is reported
+like an unreadable file.
 Each batch of files is decoded and resized on a worker thread while the batch before it is
 scored. Anomaly maps are resized to each image's own resolution and written by a pool of threads
 while the next batch is scored (Pillow and zlib release the GIL while they encode), at PNG
