@@ -1,11 +1,12 @@
 """A property-based guard on the command line: whatever values the numeric and path flags of
-``fit``, ``evaluate``, ``predict`` and ``export`` get, the command succeeds or exits with code 2 and
+``fit``, ``evaluate``, ``predict``, ``export`` and ``serve`` get, the command succeeds or exits with code 2 and
 exactly one ``piade VERB: error:`` line, never a traceback. See docs/reliability.md.
 
 Every draw of ``fit`` and ``evaluate`` points the data at a folder that does not hold it and
 ``export`` at an existing folder, so no draw trains or exports anything: the flags are validated
 before data or models are used. ``predict`` scores one real image with a tiny model, so its flags
-are used for real whenever they are valid.
+are used for real whenever they are valid; ``serve`` builds its app for real and stops where
+uvicorn would start listening.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from tests.fakes import normal_image
 from piade.cli import main
 from piade.cli.parsers import build_parsers
 
-VERBS = ("fit", "evaluate", "predict", "export")
+VERBS = ("fit", "evaluate", "predict", "export", "serve")
 NOT_NUMBERS = ("", "abc", "1,5")
 NUMBERS = ("0", "-1", "-0", "0.5", "1", "3", "1e308", "-1e308", "99999999999999999999",
            "nan", "inf", "-inf", "", "abc", "1,5")  # fmt: skip
@@ -44,12 +45,15 @@ def _flags(verb: str) -> tuple[list[str], list[str]]:
     for action in verbs[verb]._actions:
         if not action.option_strings or isinstance(action, argparse._HelpAction):
             continue
-        kind = action.type
+        kind = getattr(action.type, "func", action.type)  # functools.partial(positive_int, ...)
         name = action.option_strings[0]
         if kind in NUMERIC_TYPES or getattr(kind, "__name__", "") in (
             "auto_or_number",
             "positive_int",
             "check_batch_size",
+            "positive_number",
+            "number_between",
+            "port_number",
         ):
             numeric.append(name)
         elif kind is Path and name != "--out":
@@ -90,6 +94,8 @@ def _base(verb: str, model: Path, tmp: Path) -> list[str]:
     if verb == "predict":
         image = tmp / "inputs"
         return ["predict", str(model), str(image), "--device", "cpu", "--out", str(tmp / "pred")]
+    if verb == "serve":
+        return ["serve", str(model), "--device", "cpu"]  # uvicorn.run is replaced: nothing listens
     return ["export", str(model), "--out", str(tmp / "empty")]  # a folder: refused, nothing written
 
 
@@ -123,6 +129,7 @@ def test_any_flag_value_succeeds_or_is_one_error_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(places["empty_folder"])  # an empty path means "here": keep it in tmp_path
+    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: None)  # serve: up to listening
     assert FLAGS[verb][0], f"{verb} has no numeric flags to draw"
 
     @GUARD
