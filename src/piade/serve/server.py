@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from piade.errors import ConfigError
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from piade.serve.app import ServeSettings
 
 SETTINGS_ENV = "PIADE_SERVE_SETTINGS"  # JSON: model, device, precision and ServeSettings
 
@@ -40,7 +43,7 @@ def read_token(path: Path) -> str:
     return token
 
 
-def build_app(spec: dict[str, object]):  # type: ignore[no-untyped-def]
+def build_app(spec: dict[str, Any]) -> FastAPI:
     """The app for ``spec`` (model path, device, precision, settings): loads the model file."""
     from piade.inference.detector import load
     from piade.inference.modelfile import resolve_model_path
@@ -53,11 +56,11 @@ def build_app(spec: dict[str, object]):  # type: ignore[no-untyped-def]
         torch.set_num_threads(threads)
     path = resolve_model_path(str(spec["model"]))
     detector = load(path, device=str(spec["device"]), precision=str(spec["precision"]))
-    settings = ServeSettings(**spec["settings"])  # type: ignore[arg-type]
+    settings = ServeSettings(**spec["settings"])
     return create_app(detector, model_id=model_id(path), settings=settings)
 
 
-def app_from_environment():  # type: ignore[no-untyped-def]
+def app_from_environment() -> FastAPI:
     """uvicorn's factory in each worker process (``--workers`` above 1)."""
     return build_app(json.loads(os.environ[SETTINGS_ENV]))
 
@@ -70,16 +73,16 @@ def run(
     workers: int,
     device: str,
     precision: str,
-    settings: object,
+    settings: ServeSettings,
 ) -> None:
     """Serve until interrupted."""
     import uvicorn
 
-    spec = {
+    spec: dict[str, Any] = {
         "model": model,
         "device": device,
         "precision": precision,
-        "settings": dataclasses.asdict(settings),  # type: ignore[call-overload]
+        "settings": dataclasses.asdict(settings),
     }
     if workers == 1:
         app = build_app(spec)  # a bad model file fails here, before the port is opened

@@ -14,6 +14,7 @@ import email.policy
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 from starlette.requests import Request
 
 from piade.data.decode import decode_rgb
@@ -93,13 +94,9 @@ def decode_upload(upload: Upload) -> np.ndarray:
     try:
         return decode_rgb(upload.data, upload.name, max_pixels=MAX_PIXELS, formats=FORMATS)
     except DataError as error:
-        text = str(error)
-        if "decompression bomb" in text:
-            return _raise(413, text)
-        if "not an image file Pillow can identify" in text:
+        cause, text = error.__cause__, str(error)  # decode_rgb raises from Pillow's own error
+        if isinstance(cause, Image.DecompressionBombError):
+            raise UploadError(413, text) from error
+        if isinstance(cause, UnidentifiedImageError):
             text = f"{upload.name}: not a PNG, JPEG, BMP or TIFF image"
-        return _raise(400 if not upload.data else 422, text)
-
-
-def _raise(status: int, message: str) -> np.ndarray:
-    raise UploadError(status, message)
+        raise UploadError(400 if not upload.data else 422, text) from error
