@@ -71,20 +71,15 @@ def model_id(path: str | Path) -> str:
 
 def create_app(detector: Detector, *, model_id: str, settings: ServeSettings) -> FastAPI:
     """The app serving ``detector``; ``model_id`` identifies its model file in every answer."""
-    batcher = MicroBatcher(
-        detector, max_batch=settings.batch_size, window_s=settings.batch_window_ms / 1000
-    )
-    telemetry = Telemetry(ROUTES)
-    limit = int(settings.max_image_mb * 2**20)
-    cal = detector.calibration
+    service = _Service(detector, model_id, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await batcher.start()
+        await service.batcher.start()
         try:
             yield
         finally:
-            await batcher.stop()
+            await service.batcher.stop()
 
     app = FastAPI(
         title="piade",
@@ -94,11 +89,30 @@ def create_app(detector: Detector, *, model_id: str, settings: ServeSettings) ->
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.add_middleware(Guard, token=settings.token, telemetry=telemetry)
+    app.add_middleware(Guard, token=settings.token, telemetry=service.telemetry)
     _add_error_handlers(app)
     add_pages(app)
+    _add_predict_routes(app, service)
+    _add_info_routes(app, service)
+    return app
 
-    def describe(scored: Scored, rgb: np.ndarray, name: str, start: float) -> dict[str, Any]:
+
+class _Service:
+    """What the routes share: the detector, its micro-batcher, the metrics and the settings."""
+
+    def __init__(self, detector: Detector, model_id: str, settings: ServeSettings) -> None:
+        self.detector = detector
+        self.model_id = model_id
+        self.settings = settings
+        self.batcher = MicroBatcher(
+            detector, max_batch=settings.batch_size, window_s=settings.batch_window_ms / 1000
+        )
+        self.telemetry = Telemetry(ROUTES)
+        self.limit = int(settings.max_image_mb * 2**20)  # bytes in one image upload
+        self.cal = detector.calibration
+
+    def describe(self, scored: Scored, rgb: np.ndarray, name: str, start: float) -> dict[str, Any]:
+        """One image's answer."""
         anomalous = bool(scored.label)
         return {
             "name": name,
@@ -106,33 +120,63 @@ def create_app(detector: Detector, *, model_id: str, settings: ServeSettings) ->
             "normalized_score": scored.normalized_score,
             "label": "anomalous" if anomalous else "normal",
             "anomalous": anomalous,
-            "threshold": cal.threshold,
-            "score_kind": cal.score_kind,
+            "threshold": self.cal.threshold,
+            "score_kind": self.cal.score_kind,
             "terms": {"mse": scored.mse, "perceptual": scored.perceptual, "ssim": scored.ssim},
             "decoded_vector": scored.decoded,
             "width": int(rgb.shape[1]),
             "height": int(rgb.shape[0]),
-            "model_id": model_id,
+            "model_id": self.model_id,
             "batched_with": scored.batch_size,
             "seconds": round(time.perf_counter() - start, 6),
         }
 
-    async def score_upload(upload: Upload) -> tuple[Scored, np.ndarray]:
+    async def score(self, upload: Upload) -> tuple[Scored, np.ndarray]:
+        """Decode, resize and score one upload (with whatever else arrives meanwhile)."""
         rgb = await run_in_threadpool(decode_upload, upload)
-        resized = await run_in_threadpool(resize_image, rgb, detector.image_size)
-        scored = await batcher.score(resized)
-        telemetry.images.inc()
-        telemetry.batch.observe(scored.batch_size)
+        resized = await run_in_threadpool(resize_image, rgb, self.detector.image_size)
+        scored = await self.batcher.score(resized)
+        self.telemetry.images.inc()
+        self.telemetry.batch.observe(scored.batch_size)
         return scored, rgb
 
-    def overlay_png(scored: Scored, rgb: np.ndarray, style: MapStyle) -> bytes:
+    def map_png(self, scored: Scored, rgb: np.ndarray, style: MapStyle) -> bytes:
+        """The anomaly map at the image's own size, over the image or alone, as PNG bytes."""
         height, width = rgb.shape[:2]
-        full = detector.map_at(scored.anomaly_map[None], height, width)[0].numpy()
-        picture = map_image(full, rgb if style == "overlay" else None, 2 * cal.map_normal_p99)
+        full = self.detector.map_at(scored.anomaly_map[None], height, width)[0].numpy()
+        picture = map_image(full, rgb if style == "overlay" else None, 2 * self.cal.map_normal_p99)
         buffer = io.BytesIO()
         picture.save(buffer, format="PNG", compress_level=PNG_LEVEL)
         return buffer.getvalue()
 
+    def model_info(self) -> dict[str, Any]:
+        """What ``GET /v1/model`` answers."""
+        detector, cal, settings = self.detector, self.cal, self.settings
+        training = detector.info.get("training", {})  # as fit recorded it
+        return {
+            "model_id": self.model_id,
+            "piade_version": __version__,
+            "image_size": detector.image_size,
+            "config": detector.config.to_dict(),
+            "calibration": dataclasses.asdict(cal),
+            "threshold_explained": explain_threshold(
+                cal.threshold, cal.threshold_method, cal.n_images
+            ),
+            "data": training.get("data"),
+            "training": training.get("train"),
+            "loss": detector.info.get("loss"),
+            "device": str(detector.device),
+            "precision": detector.precision,
+            "serving": {
+                "batch_size": settings.batch_size,
+                "batch_window_ms": settings.batch_window_ms,
+                "max_image_mb": settings.max_image_mb,
+                "token_required": settings.token is not None,
+            },
+        }
+
+
+def _add_predict_routes(app: FastAPI, service: _Service) -> None:
     @app.post(
         "/v1/predict",
         summary="Score one image (multipart file or raw body)",
@@ -143,11 +187,11 @@ def create_app(detector: Detector, *, model_id: str, settings: ServeSettings) ->
         map: Literal["png"] | None = Query(None, description="png: add the overlay, base64"),
     ) -> dict[str, Any]:
         start = time.perf_counter()
-        upload = (await read_uploads(request, limit, many=False))[0]
-        scored, rgb = await score_upload(upload)
-        result = describe(scored, rgb, upload.name, start)
+        upload = (await read_uploads(request, service.limit, many=False))[0]
+        scored, rgb = await service.score(upload)
+        result = service.describe(scored, rgb, upload.name, start)
         if map == "png":
-            png = await run_in_threadpool(overlay_png, scored, rgb, "overlay")
+            png = await run_in_threadpool(service.map_png, scored, rgb, "overlay")
             result["map_png_base64"] = base64.b64encode(png).decode("ascii")
         result["seconds"] = round(time.perf_counter() - start, 6)
         return result
@@ -164,10 +208,10 @@ def create_app(detector: Detector, *, model_id: str, settings: ServeSettings) ->
         style: MapStyle = Query("overlay", description="the map over the image, or alone"),  # noqa: B008
     ) -> Response:
         start = time.perf_counter()
-        upload = (await read_uploads(request, limit, many=False))[0]
-        scored, rgb = await score_upload(upload)
-        png = await run_in_threadpool(overlay_png, scored, rgb, style)
-        result = describe(scored, rgb, upload.name, start)
+        upload = (await read_uploads(request, service.limit, many=False))[0]
+        scored, rgb = await service.score(upload)
+        png = await run_in_threadpool(service.map_png, scored, rgb, style)
+        result = service.describe(scored, rgb, upload.name, start)
         headers = {"X-Piade-Score": repr(result["score"]), "X-Piade-Label": result["label"]}
         return Response(png, media_type="image/png", headers=headers)
 
@@ -178,54 +222,38 @@ def create_app(detector: Detector, *, model_id: str, settings: ServeSettings) ->
     )
     async def predict_batch(request: Request) -> dict[str, Any]:
         start = time.perf_counter()
-        uploads = await read_uploads(request, BATCH_BODY_FACTOR * limit, many=True)
+        uploads = await read_uploads(request, BATCH_BODY_FACTOR * service.limit, many=True)
         if len(uploads) > MAX_BATCH_FILES:
             raise UploadError(413, f"{len(uploads)} files; at most {MAX_BATCH_FILES} per request")
 
         async def one(upload: Upload) -> dict[str, Any]:
             try:
-                scored, rgb = await score_upload(upload)
+                scored, rgb = await service.score(upload)
             except UploadError as error:
                 return {"name": upload.name, "error": error.message, "status": error.status}
-            return describe(scored, rgb, upload.name, start)
+            return service.describe(scored, rgb, upload.name, start)
 
         results = await asyncio.gather(*(one(u) for u in uploads))
         return {"results": results, "seconds": round(time.perf_counter() - start, 6)}
 
+
+def _add_info_routes(app: FastAPI, service: _Service) -> None:
     @app.get("/v1/model", summary="The model: configuration, calibration, training data")
     async def model() -> dict[str, Any]:
-        info = detector.info
-        return {
-            "model_id": model_id,
-            "piade_version": __version__,
-            "image_size": detector.image_size,
-            "config": detector.config.to_dict(),
-            "calibration": dataclasses.asdict(cal),
-            "threshold_explained": explain_threshold(
-                cal.threshold, cal.threshold_method, cal.n_images
-            ),
-            "data": info.get("training", {}).get("data"),  # as fit recorded it
-            "training": info.get("training", {}).get("train"),
-            "loss": info.get("loss"),
-            "device": str(detector.device),
-            "precision": detector.precision,
-            "serving": {
-                "batch_size": settings.batch_size,
-                "batch_window_ms": settings.batch_window_ms,
-                "max_image_mb": settings.max_image_mb,
-                "token_required": settings.token is not None,
-            },
-        }
+        return service.model_info()
 
     @app.get("/healthz", summary="Liveness: 200 while the server runs (no token needed)")
     async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "model_id": model_id, "images_scored": batcher.images}
+        return {
+            "status": "ok",
+            "model_id": service.model_id,
+            "images_scored": service.batcher.images,
+        }
 
     @app.get("/metrics", summary="Request counts and latencies (Prometheus text format)")
     async def metrics() -> Response:
-        return Response(generate_latest(telemetry.registry), media_type=CONTENT_TYPE_LATEST)
-
-    return app
+        registry = service.telemetry.registry
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 def explain_threshold(threshold: float, method: str, n_images: int) -> str:
