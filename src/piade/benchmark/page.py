@@ -15,7 +15,12 @@ from typing import Any
 from piade.benchmark.ablation import render_ablation
 from piade.benchmark.methods import METHODS
 from piade.benchmark.scores import SCORES_NOTE, SCORES_TITLE, render_scores
-from piade.benchmark.tables import fmt, markdown_table, render_image_table, render_warnings
+from piade.benchmark.tables import (
+    markdown_table,
+    render_image_table,
+    render_pixel_table,
+    render_warnings,
+)
 
 SUITE_TITLES = {
     "mvtec": "MVTec AD (paper Table 3)",
@@ -99,20 +104,7 @@ def _suite_section(tables: dict[str, Any], file: Path, base: Path) -> str:
         _comparison(tables),
     ]
     if tables["pixel"]:
-        keys = [k for k in tables["pixel"][0] if k != "class"]
-        parts += [
-            "\n### Pixel-level (ground-truth masks)\n",
-            markdown_table(
-                [
-                    "class",
-                    *[
-                        k.replace("pixel_auroc", "pixel AUROC").replace("aupro", "AUPRO")
-                        for k in keys
-                    ],
-                ],
-                [[row["class"], *[fmt(row[k]) for k in keys]] for row in tables["pixel"]],
-            ),
-        ]
+        parts += ["\n### Pixel-level (ground-truth masks)\n", render_pixel_table(tables["pixel"])]
     if tables["ablation"]:
         chart = file.with_name(f"{file.stem}-ablation.png")
         parts += [

@@ -239,19 +239,7 @@ def render_markdown(tables: dict[str, Any]) -> str:
         parts.append(render_warnings(tables))
     if tables["pixel"]:
         parts.append("\n## Pixel-level (ground-truth masks)\n")
-        keys = [k for k in tables["pixel"][0] if k != "class"]
-        parts.append(
-            markdown_table(
-                [
-                    "class",
-                    *[
-                        k.replace("pixel_auroc", "pixel AUROC").replace("aupro", "AUPRO")
-                        for k in keys
-                    ],
-                ],
-                [[row["class"], *[fmt(row[k]) for k in keys]] for row in tables["pixel"]],
-            )
-        )
+        parts.append(render_pixel_table(tables["pixel"]))
     if tables["ablation"]:
         parts.append("\n## Ablation (Sec. 6): one instantiation vector vs two\n")
         parts.append(render_ablation(tables["ablation"]))
@@ -261,6 +249,15 @@ def render_markdown(tables: dict[str, Any]) -> str:
     parts.append("\n## Cost\n")
     parts.append(render_cost(tables["cost"]))
     return "\n".join(parts)
+
+
+def render_pixel_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The pixel-level table: a row per class, a column per method and metric."""
+    keys = [k for k in rows[0] if k != "class"]
+    header = [k.replace("pixel_auroc", "pixel AUROC").replace("aupro", "AUPRO") for k in keys]
+    return markdown_table(
+        ["class", *header], [[row["class"], *[fmt(row[k]) for k in keys]] for row in rows]
+    )
 
 
 def render_cost(rows: Sequence[dict[str, Any]]) -> str:
