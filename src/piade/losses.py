@@ -12,7 +12,6 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models.vgg import cfgs, make_layers
 
 from piade.preprocess import imagenet_stats
 from piade.weights import WeightsSpec, load_into, resolve_weights
@@ -138,14 +137,60 @@ def build_perceptual_network(
     return features.eval()
 
 
+# The convolution widths of VGG's feature stages ("M": a 2×2 max-pool), Simonyan & Zisserman's
+# configurations A (VGG-11) and D (VGG-16), as torchvision numbers them.
+VGG_LAYOUTS: dict[str, list[int | str]] = {
+    "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "vgg16": [
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        "M",
+    ],
+}
+
+
 def _vgg_features(name: str, depth: int) -> nn.Sequential:
-    """``torchvision.models.<name>().features[:depth]``, built without the rest of the VGG."""
-    config = cfgs[{"vgg11": "A", "vgg16": "D"}[name]]
-    for end in range(1, len(config) + 1):
-        layers = make_layers(config[:end])  # conv entries give (Conv2d, ReLU), "M" a max-pool
+    """``torchvision.models.<name>().features[:depth]``, built without the rest of the VGG.
+
+    Built here rather than imported from torchvision, whose import costs seconds on every command
+    (docs/performance.md). The module indices are torchvision's, so its ImageNet files load as
+    ``features.N.*``; each prefix is built in turn as before, so seeded random draws are unchanged.
+    """
+    layout = VGG_LAYOUTS[name]
+    for end in range(1, len(layout) + 1):
+        layers = _vgg_layers(layout[:end])
         if len(layers) >= depth:
             return layers[:depth]
     raise ValueError(f"{name} has fewer than {depth} feature modules")
+
+
+def _vgg_layers(layout: list[int | str]) -> nn.Sequential:
+    """A conv entry gives (3×3 Conv2d, ReLU), ``"M"`` a 2×2 max-pool."""
+    layers: list[nn.Module] = []
+    channels = 3
+    for entry in layout:
+        if entry == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            width = int(entry)
+            layers += [nn.Conv2d(channels, width, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+            channels = width
+    return nn.Sequential(*layers)
 
 
 class ReconstructionLoss(nn.Module):

@@ -22,7 +22,6 @@ from types import ModuleType
 from typing import Any
 
 import torch
-import torchvision
 from torch import nn
 
 from piade.errors import WeightsError
@@ -74,6 +73,8 @@ def imagenet_file(arch: str, *, allow_download: bool = True) -> Path:
         raise WeightsError(
             f"no ImageNet weights are known for {arch!r}; known: {', '.join(IMAGENET_WEIGHTS)}"
         )
+    import torchvision  # here only: its import costs seconds (docs/performance.md)
+
     url = torchvision.models.get_weight(IMAGENET_WEIGHTS[arch]).url
     cache_dir = Path(torch.hub.get_dir()) / "checkpoints"
     cached = cache_dir / url.rsplit("/", 1)[-1]

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torchvision
 from torch import nn
 
+from piade.model.resnet import ResNet
 from piade.model.squeeze_excitation import SqueezeExcitation
 from piade.weights import load_into
 
@@ -81,7 +81,7 @@ def build_encoder(
     """
     if backbone.startswith("timm:"):
         return _build_timm(backbone.removeprefix("timm:"), se_reduction, state_dict, source)
-    resnet = torchvision.models.get_model(backbone, weights=None)
+    resnet = ResNet(backbone)
     if state_dict is not None:
         load_into(resnet, state_dict, source=source, ignore_prefixes=("fc.",))
     stem = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool)
