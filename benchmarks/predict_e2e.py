@@ -6,7 +6,7 @@ the weights) unless ``--model`` is given, then measures in one run:
 
 * model only: ``Detector.score`` on the images already decoded and resized, in batches;
 * the whole ``piade predict`` command (a new process: start-up, decoding, resizing, scoring,
-  maps at full resolution, CSV), for ``--maps overlay``, ``heatmap`` and ``none``;
+  maps at full resolution, CSV), for ``--maps overlay``, ``heatmap`` and ``none``, as PNG and JPEG;
 * ``piade --help`` and ``piade predict`` of one image (start-up), and each command's rate after
   start-up (its time less the one-image command's).
 
@@ -38,6 +38,14 @@ from piade.inference.detector import Detector
 from piade.losses import ReconstructionLoss, build_perceptual_network
 from piade.model import build_model
 from piade.runtime import keep_freed_memory
+
+VARIANTS = (  # the whole command's flags, each timed
+    "--maps overlay",
+    "--maps overlay --map-format jpg",
+    "--maps heatmap",
+    "--maps heatmap --map-format jpg",
+    "--maps none",
+)
 
 
 def write_images(folder: Path, count: int, side: int) -> list[Path]:
@@ -115,22 +123,20 @@ def main() -> None:
         detector = Detector.load(model)
         records = [{"what": "model only", "images_per_s": model_only(detector, images,
                                                                       args.batch_size, args.repeats)}]  # fmt: skip
-        for maps in ("overlay", "heatmap", "none"):
+        for flags in VARIANTS:
             seconds = min(
-                command(["predict", str(model), str(source), "--out", str(work / f"out-{maps}"),
-                         "--device", "cpu", "--maps", maps, "--batch-size", str(args.batch_size)])
+                command(["predict", str(model), str(source), "--out", str(work / "out"),
+                         "--device", "cpu", *flags.split(), "--batch-size", str(args.batch_size)])
                 for _ in range(args.repeats)
             )  # fmt: skip
-            records.append(
-                {"what": f"piade predict --maps {maps}", "images_per_s": len(files) / seconds}
-            )
+            records.append({"what": f"piade predict {flags}", "images_per_s": len(files) / seconds})
         one = [str(files[0])]
         records.append({"what": "piade --help", "seconds": command(["--help"])})
         records.append({"what": "piade predict (1 image)", "seconds": min(
             command(["predict", str(model), *one, "--out", str(work / "one"), "--device", "cpu"])
             for _ in range(args.repeats))})  # fmt: skip
         start_up = records[-1]["seconds"]  # a whole command on one image: mostly start-up
-        for record in records[1:4]:
+        for record in records[1 : 1 + len(VARIANTS)]:
             seconds = len(files) / record["images_per_s"]
             record["images_per_s_after_start_up"] = len(files) / max(seconds - start_up, 1e-9)
         setup = {"images": len(files), "side": decoded[0].shape[:2], "model_px": size,
@@ -145,14 +151,14 @@ def main() -> None:
             if "images_per_s" in record:
                 rate = record["images_per_s"]
                 line = (
-                    f"{record['what']:32s} {rate:7.1f} images/s  {rate / base:6.1%} of model only"
+                    f"{record['what']:48s} {rate:7.1f} images/s  {rate / base:6.1%} of model only"
                 )
                 if "images_per_s_after_start_up" in record:
                     after = record["images_per_s_after_start_up"]
                     line += f"; after start-up {after:.1f} images/s, {after / base:.1%}"
                 print(line)
             else:
-                print(f"{record['what']:32s} {record['seconds']:7.2f} s")
+                print(f"{record['what']:48s} {record['seconds']:7.2f} s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -28,6 +28,7 @@ DECODER_INITS = ("bilinear", "orthogonal")
 MAP_KINDS = ("combined", "ssim", "perceptual", "mse")  # anomaly maps
 SCORE_KINDS = ("loss", "loss-balanced", "map-max", "map-top1", "perceptual-top1")  # image scores
 MAP_STYLES = ("overlay", "heatmap", "none")  # what `piade predict` writes into maps/
+MAP_FORMATS = ("png", "jpg")  # the files it writes them as
 # What configs written before a setting existed meant by it (their runs and model files used it)
 LEGACY_VALUES: dict[str, Any] = {"decoder_init": "orthogonal"}
 

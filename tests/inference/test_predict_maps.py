@@ -11,7 +11,8 @@ from tests.fakes import normal_image
 from tests.reliability.conftest import tiny_detector
 
 from piade.errors import DataError
-from piade.inference.predict import _palette, map_image, predict
+from piade.inference.maps import _palette, map_image
+from piade.inference.predict import predict
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +46,27 @@ def test_maps_have_each_images_size_and_style(images: Path, tmp_path: Path, styl
         assert pure_heat == (style == "heatmap"), row  # an overlay mixes in the image
 
 
+def test_jpg_maps_are_jpegs_close_to_the_png_maps(images: Path, tmp_path: Path) -> None:
+    detector = tiny_detector()
+    png = _rows(predict(detector, [images], tmp_path / "png", batch_size=2).csv_path)
+    jpg = _rows(
+        predict(detector, [images], tmp_path / "jpg", batch_size=2, map_format="jpg").csv_path
+    )
+    assert [r["score"] for r in jpg] == [r["score"] for r in png]
+    for lossless, lossy in zip(png, jpg, strict=True):
+        assert lossy["map"].endswith(".jpg") and Image.open(lossy["map"]).format == "JPEG"
+        assert Path(lossy["map"]).stem == Path(lossless["map"]).stem
+        exact = np.asarray(Image.open(lossless["map"]), dtype=np.float64)
+        drawn = np.asarray(Image.open(lossy["map"]), dtype=np.float64)
+        assert drawn.shape == exact.shape
+        assert np.abs(drawn - exact).mean() < 4  # JPEG at quality 90: a few grey levels
+
+
+def test_an_unknown_map_format_is_refused(images: Path, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="map_format='gif'"):
+        predict(tiny_detector(), [images], tmp_path / "out", map_format="gif")
+
+
 def test_overlay_is_the_half_and_half_blend(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     image = (rng.random((30, 20, 3)) * 255).astype(np.uint8)
@@ -71,11 +93,11 @@ def test_an_unknown_map_style_is_refused(images: Path, tmp_path: Path) -> None:
 def test_a_map_that_cannot_be_written_stops_predict_with_its_error(
     images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import piade.inference.predict as module
+    import piade.inference.maps as module
 
     def full_disk(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(module, "save_map_png", full_disk)
+    monkeypatch.setattr(module, "save_map", full_disk)
     with pytest.raises(OSError, match="No space left"):
         predict(tiny_detector(), [images], tmp_path / "out", batch_size=2)

@@ -11,7 +11,7 @@ from typing import Any
 from piade.cli import benchmark as cli_benchmark
 from piade.cli import serve as cli_serve
 from piade.cli.values import auto_or_number, check_batch_size, positive_int, precise_bn
-from piade.config import DECODER_INITS, MAP_STYLES, SCORE_KINDS, ModelConfig
+from piade.config import DECODER_INITS, MAP_FORMATS, MAP_STYLES, SCORE_KINDS, ModelConfig
 from piade.train.config import COMPILE_MODES, TrainConfig
 
 DATASETS = ("mvtec", "cifar10", "coil100", "folder")
@@ -247,6 +247,12 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         help="maps/: each map over its image, the map alone, or none (scores.csv only)",
     )
     predict.add_argument("--no-maps", action="store_true", help="the same as --maps none")
+    predict.add_argument(
+        "--map-format",
+        choices=MAP_FORMATS,
+        default="png",
+        help="maps/ files: png (lossless) or jpg (about 20x cheaper to write, for viewing)",
+    )
     predict.add_argument(
         "--on-error",
         choices=("raise", "skip"),

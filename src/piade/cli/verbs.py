@@ -104,6 +104,7 @@ def _predict(args: argparse.Namespace) -> int:
         args.out,
         batch_size=args.batch_size,
         maps="none" if args.no_maps else args.maps,
+        map_format=args.map_format,
         on_error=args.on_error,
     )
     print(

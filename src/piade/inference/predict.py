@@ -1,4 +1,4 @@
-"""Prediction on image files: streamed in batches, one CSV row per file, anomaly maps as PNGs.
+"""Prediction on image files: streamed in batches, one CSV row per file, anomaly maps as images.
 
 Memory stays bounded by two batches (one scored, one read ahead) whatever the number of files;
 rows are written (and flushed) as each batch finishes, so a failure later never loses the results
@@ -7,40 +7,36 @@ files. Folders are searched recursively; hidden files and folders (``.git``, ``.
 ``.ipynb_checkpoints``) are left out, and a link with an image name that leads nowhere is reported
 like an unreadable file.
 Each batch of files is decoded and resized on a worker thread while the batch before it is
-scored. Anomaly maps are resized to each image's own resolution and written by a pool of threads
-while the next batch is scored (Pillow and zlib release the GIL while they encode), at PNG
-compression level 1: on a 900 x 900 px bottle overlay that wrote 3-5x faster than Pillow's default
-level 6 and 29 % larger (404 against 313 kB; docs/performance.md).
+scored. Anomaly maps are resized to each image's own resolution and written by
+:class:`~piade.inference.maps.MapWriter`'s threads while the next batch is scored.
 """
 
 from __future__ import annotations
 
 import csv
-import functools
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm.auto import tqdm
 
-from piade.config import MAP_STYLES
+from piade.config import MAP_FORMATS, MAP_STYLES
 from piade.data.common import IMAGE_EXTENSIONS, is_image_file
 from piade.data.decode import read_rgb, resize_image
 from piade.errors import DataError, printable
 from piade.inference.detector import Detector
+from piade.inference.maps import MapWriter
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = IMAGE_EXTENSIONS
 PROGRESS_STEPS = 10  # log lines per run
-PNG_LEVEL = 1  # zlib level of the map PNGs: 3-5x faster to write than the default 6, ~30 % larger
 COLUMNS = (
     "path",
     "score",
@@ -90,69 +86,6 @@ def _chunks(paths: Iterator[Path], size: int) -> Iterator[list[Path]]:
         yield chunk
 
 
-@functools.cache
-def _palette() -> list[int]:
-    """The 'inferno' colours as a flat 256 x RGB palette (matplotlib is imported only for this)."""
-    from matplotlib import colormaps
-
-    table = colormaps["inferno"](np.linspace(0, 1, 256))[:, :3] * 255
-    return [int(v) for v in table.round().astype(np.uint8).ravel()]
-
-
-def map_image(anomaly_map: np.ndarray, image: np.ndarray | None, scale: float) -> Image.Image:
-    """The map in the 'inferno' colours, blended half and half with ``image`` unless it is None.
-
-    The colour scale runs from 0 to ``scale`` (twice the 99th percentile of the map on held-out
-    normal images), so maps of different images are comparable.
-    """
-    level = np.clip(anomaly_map / max(scale, 1e-12), 0, 1)
-    heat = Image.fromarray((level * 255).round().astype(np.uint8), mode="L")
-    heat.putpalette(_palette())  # "L" with a palette is read as "P": one table look-up per pixel
-    heat = heat.convert("RGB")
-    return heat if image is None else Image.blend(Image.fromarray(image), heat, 0.5)
-
-
-def save_map_png(
-    path: Path, anomaly_map: np.ndarray, image: np.ndarray | None, scale: float
-) -> None:
-    """Write :func:`map_image` as a PNG (compression level :data:`PNG_LEVEL`)."""
-    map_image(anomaly_map, image, scale).save(path, compress_level=PNG_LEVEL)
-
-
-class _MapWriter:
-    """Writes map PNGs on a few threads, at most two batches behind the scoring; the first error
-    (a full disk, say) is raised in the caller's thread."""
-
-    def __init__(self, folder: Path | None, style: str, scale: float) -> None:
-        self.folder, self.style, self.scale = folder, style, scale
-        self.pool = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
-        self.batches: list[list[Future[None]]] = [[]]
-
-    def submit(self, name: str, anomaly_map: np.ndarray, image: np.ndarray) -> str:
-        """Queue one map for writing as ``name`` in the folder; returns its path."""
-        assert self.folder is not None, "no maps folder: maps='none' submits nothing"
-        path = self.folder / name
-        overlay = image if self.style == "overlay" else None
-        self.batches[-1].append(
-            self.pool.submit(save_map_png, path, anomaly_map, overlay, self.scale)
-        )
-        return str(path)
-
-    def end_batch(self) -> None:
-        """Wait for the files of all but the last batch, so memory stays bounded."""
-        self.batches.append([])
-        while len(self.batches) > 2:
-            for future in self.batches.pop(0):
-                future.result()
-
-    def close(self) -> None:
-        try:
-            for future in (f for batch in self.batches for f in batch):
-                future.result()
-        finally:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-
-
 def predict(
     detector: Detector,
     inputs: Sequence[str | os.PathLike[str]],
@@ -160,15 +93,20 @@ def predict(
     *,
     batch_size: int = 16,
     maps: str = "overlay",
+    map_format: str = "png",
     on_error: str = "skip",
 ) -> PredictSummary:
-    """Score image files; write ``scores.csv`` (and ``maps/*.png``) into ``out_dir``.
+    """Score image files; write ``scores.csv`` (and ``maps/*.png`` or ``*.jpg``) into ``out_dir``.
 
     ``maps`` (:data:`MAP_STYLES`): ``overlay`` blends each map with its image, ``heatmap`` writes
     the map alone, ``none`` writes no maps (and skips computing them at full resolution).
+    ``map_format`` (:data:`MAP_FORMATS`): lossless PNG, or JPEG, much cheaper to write
+    (docs/performance.md).
     """
     if maps not in MAP_STYLES:
         raise DataError(f"maps={maps!r}: use one of {', '.join(MAP_STYLES)}")
+    if map_format not in MAP_FORMATS:
+        raise DataError(f"map_format={map_format!r}: use one of {', '.join(MAP_FORMATS)}")
     out = Path(out_dir)
     maps_dir = None if maps == "none" else out / "maps"
     (maps_dir or out).mkdir(parents=True, exist_ok=True)
@@ -182,7 +120,7 @@ def predict(
     counts = {"scored": 0, "anomalous": 0, "failed": 0}
     csv_path = out / "scores.csv"
     progress = _Progress(len(files))
-    writer_pool = _MapWriter(maps_dir, maps, scale)
+    writer_pool = MapWriter(maps_dir, maps, scale, map_format)
     with csv_path.open("w", newline="", encoding="utf-8") as handle, closing(writer_pool):
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
@@ -278,7 +216,7 @@ def _decode_chunk(size: int, chunk: list[Path], keep: bool, on_error: str) -> _D
 
 
 def _score_chunk(
-    detector: Detector, decoded: _Decoded, start: int, maps: _MapWriter | None
+    detector: Detector, decoded: _Decoded, start: int, maps: MapWriter | None
 ) -> list[dict[str, object]]:
     """Rows for one batch of files: scores, or the reason a file could not be read."""
     rows, resized, originals = decoded.rows, decoded.resized, decoded.originals
@@ -297,6 +235,6 @@ def _score_chunk(
             image = originals[k]
             height, width = image.shape[:2]
             full = detector.map_at(result.anomaly_map[k : k + 1], height, width)[0]
-            name = f"{start + i:06d}_{Path(str(row['path'])).stem}.png"
-            row["map"] = maps.submit(name, full.cpu().numpy(), image)
+            stem = f"{start + i:06d}_{Path(str(row['path'])).stem}"
+            row["map"] = maps.submit(stem, full.cpu().numpy(), image)
     return rows

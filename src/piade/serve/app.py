@@ -34,7 +34,7 @@ from starlette.exceptions import HTTPException
 
 from piade.data.decode import resize_image
 from piade.inference.detector import Detector
-from piade.inference.predict import PNG_LEVEL, map_image
+from piade.inference.maps import PNG_LEVEL, map_image
 from piade.serve.batcher import MicroBatcher, Scored
 from piade.serve.guard import Guard, Telemetry
 from piade.serve.pages import IMAGES, ONE_IMAGE, add_pages
