@@ -105,6 +105,9 @@ def test_predict_e2e_prints_every_rate_beside_the_model_only_rate() -> None:
     setup, *records = _run("predict_e2e.py", *args)
     assert setup["setup"]["images"] == 3 and setup["setup"]["model_px"] == 32
     names = [r["what"] for r in records]
-    assert names == ["model only", "piade predict --maps overlay", "piade predict --maps heatmap",
-                     "piade predict --maps none", "piade --help", "piade predict (1 image)"]  # fmt: skip
+    assert names == ["model only", "piade predict --maps overlay",
+                     "piade predict --maps overlay --map-format jpg", "piade predict --maps heatmap",
+                     "piade predict --maps heatmap --map-format jpg", "piade predict --maps none",
+                     "piade --help", "piade predict (1 image)"]  # fmt: skip
+    assert all("images_per_s_after_start_up" in r for r in records[1:6])
     assert all(r.get("images_per_s", 1) > 0 and r.get("seconds", 1) > 0 for r in records)
