@@ -169,7 +169,8 @@ def _vgg_features(name: str, depth: int) -> nn.Sequential:
 
     Built here rather than imported from torchvision, whose import costs seconds on every command
     (docs/performance.md). The module indices are torchvision's, so its ImageNet files load as
-    ``features.N.*``; each prefix is built in turn as before, so seeded random draws are unchanged.
+    ``features.N.*``. Each prefix is built in turn, as piade always built these layers, so a seeded
+    random network keeps its weights from one piade version to the next.
     """
     layout = VGG_LAYOUTS[name]
     for end in range(1, len(layout) + 1):

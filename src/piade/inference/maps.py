@@ -53,7 +53,7 @@ def save_map(path: Path, anomaly_map: np.ndarray, image: np.ndarray | None, scal
 
 
 class MapWriter:
-    """Writes map PNGs on a few threads, at most two batches behind the scoring; the first error
+    """Writes map files (PNG or JPEG) on a few threads, at most two batches behind the scoring; the first error
     (a full disk, say) is raised in the caller's thread."""
 
     def __init__(self, folder: Path | None, style: str, scale: float, suffix: str) -> None:
