@@ -4,8 +4,9 @@ One forward pass per test image gives the loss terms and the anomaly residuals; 
 ``piade.config.SCORE_KINDS`` is computed from them (the paper's total loss, the same with each
 term divided by its mean on held-out normal images, the maximum and top-1 % mean of the smoothed
 anomaly map, the top-1 % mean of the smoothed ImageNet-feature residual) and ranked by image
-AUROC against the labels, and so is each of the paper's three loss terms alone. The scores need
-no retraining: they differ only after the network. Prints one JSON line, then a table::
+AUROC against the labels, and so is each of the paper's three loss terms alone and each
+instantiation vector's length. The scores need no retraining: they differ only after the
+network. Prints one JSON line, then a table::
 
     python benchmarks/image_scores.py runs/bottle --data mvtec --root ../shared/data/mvtec_ad \\
         --category bottle
@@ -39,6 +40,9 @@ def score_all(model_path: str, fit_flags: list[str], batch_size: int) -> dict[st
         "perceptual": scored["perceptual"],
         "1 - ssim": 1 - scored["ssim"],
     }
+    lengths = np.asarray(scored["lengths"])  # (N, num_vectors)
+    for j in range(lengths.shape[1]):  # is a vector's length itself a score? (Sec. 6's mechanism)
+        terms[f"|v{j + 1}|"] = lengths[:, j]
     return {
         "model": model_path,
         "data": " ".join(fit_flags),
@@ -62,7 +66,7 @@ def main() -> None:
     print(f"\n{result['n_normal']} normal, {result['n_anomalous']} anomalous test images")
     for kind, value in result["image_auroc"].items():  # type: ignore[attr-defined]
         print(f"{kind:<16} image AUROC {value:.4f}")
-    print("each term of the paper's loss alone:")
+    print("each term of the paper's loss alone, and each vector's length:")
     for name, value in result["term_auroc"].items():  # type: ignore[attr-defined]
         print(f"  {name:<14} image AUROC {value:.4f}")
 

@@ -137,11 +137,42 @@ def test_non_finite_loss_stops_with_a_clear_message(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "settings", [{"epochs": 0}, {"batch_size": 1}, {"lr": -1.0}, {"calibration_fraction": 1.5}]
+    "settings",
+    [
+        {"epochs": 0},
+        {"batch_size": 1},
+        {"lr": -1.0},
+        {"calibration_fraction": 1.5},
+        {"routing_weight_decay": -1e-4},
+    ],
 )
 def test_invalid_training_settings(settings: dict[str, object]) -> None:
     with pytest.raises(ConfigError, match=next(iter(settings))):
         _config(**settings)
+
+
+def test_routing_weight_decay_applies_to_the_routing_matrices_alone(tmp_path: Path) -> None:
+    # A huge weight decay drives the weights it applies to towards zero at about lr per Adam step.
+    def norms(name: str, **settings: object) -> tuple[float, float]:
+        train = _config(epochs=3, lr=1e-2, **settings)
+        fit(normal_set(12), tmp_path / name, model_config=MODEL, train_config=train)
+        weights = load_file(tmp_path / name / "model.safetensors")
+        others = [
+            v.norm().item()
+            for k, v in weights.items()
+            if k.startswith("model.upsampling") and k.endswith("weight")
+        ]
+        return weights["model.routing.weight"].norm().item(), sum(others)
+
+    w_both, up_both = norms("both", weight_decay=10.0)
+    w_apart, up_apart = norms("apart", weight_decay=10.0, routing_weight_decay=0.0)
+    w_plain, up_plain = norms("plain", weight_decay=0.0)
+    assert w_both < 0.8 * w_apart and w_apart == pytest.approx(w_plain, rel=0.05)
+    assert up_apart < 0.8 * up_plain and up_apart == pytest.approx(up_both, rel=0.05)
+    checkpoint = torch.load(tmp_path / "apart" / "checkpoint.pt", weights_only=False)
+    groups = checkpoint["optimizer"]["param_groups"]
+    assert [g["weight_decay"] for g in groups] == [10.0, 0.0]
+    assert len(groups[1]["params"]) == 1  # W alone
 
 
 def test_precise_bn_sets_exact_statistics_and_leaves_the_weights() -> None:

@@ -101,6 +101,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         batch_size=args.batch_size,
         lr=args.lr,
         weight_decay=args.weight_decay,
+        routing_weight_decay=args.routing_weight_decay,
         perceptual_weight=args.perceptual_weight,
         ssim_weight=args.ssim_weight,
         perceptual_net=args.perceptual_net,

@@ -95,6 +95,12 @@ def _fit_flags(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--lr", type=float, default=T.lr, help="Adam learning rate")
     train.add_argument("--weight-decay", type=float, default=T.weight_decay)
     train.add_argument(
+        "--routing-weight-decay",
+        type=float,
+        default=T.routing_weight_decay,
+        help="weight decay of the routing matrices W_ij alone (default: --weight-decay's, as in the paper)",
+    )
+    train.add_argument(
         "--encoder-weights",
         default=T.encoder_weights,
         help="backbone weights: none, imagenet (hub cache or download) or a file",

@@ -29,6 +29,8 @@ class TrainConfig:
     batch_size: int = 120  # global: split across DDP processes
     lr: float = 1e-3  # Adam
     weight_decay: float = 1e-4
+    # weight decay of the routing matrices W_ij alone; None: weight_decay (the paper has one value)
+    routing_weight_decay: float | None = None
     perceptual_weight: float = 1.0  # λ1
     ssim_weight: float = 1.0  # λ2
     perceptual_net: str = "vgg11"
@@ -57,6 +59,7 @@ class TrainConfig:
             "batch_size": self.batch_size >= 2,
             "lr": self.lr > 0,
             "weight_decay": self.weight_decay >= 0,
+            "routing_weight_decay": (self.routing_weight_decay or 0.0) >= 0,
             "perceptual_weight": 0 <= self.perceptual_weight < math.inf,
             "ssim_weight": 0 <= self.ssim_weight < math.inf,
             "checkpoint_every": self.checkpoint_every >= 1,

@@ -118,7 +118,7 @@ def fit(
         images = checked.to(device)
         fit_idx, cal_idx = split_calibration(len(images), cfg.calibration_fraction, cfg.seed)
         model, criterion = _build(model_config, cfg, device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.Adam(_parameter_groups(model, cfg), lr=cfg.lr)
         run = {"model": model_config.to_dict(), "train": cfg.to_dict(), "data": data_info or {}}
         start = prepare_run(out, run, model, optimizer, resume=resume, is_main=ddp.is_main)
         epochs = _Epochs(out, run, cfg, model, criterion, optimizer, ddp)
@@ -127,6 +127,20 @@ def fit(
             _write_model_file(out, run, cfg, model, criterion, images, fit_idx, cal_idx,
                               validation_set)  # fmt: skip
         return FitResult(out, out / MODEL_FILENAME, last, model)
+
+
+def _parameter_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """Adam's parameter groups: the routing matrices apart when they have their own weight decay."""
+    if cfg.routing_weight_decay is None:
+        return [{"params": list(model.parameters()), "weight_decay": cfg.weight_decay}]
+    routing = [p for name, p in model.named_parameters() if name.startswith("routing.")]
+    others = [p for name, p in model.named_parameters() if not name.startswith("routing.")]
+    if not routing:
+        raise ConfigError("routing_weight_decay: this network has no routing matrices")
+    return [
+        {"params": others, "weight_decay": cfg.weight_decay},
+        {"params": routing, "weight_decay": cfg.routing_weight_decay},
+    ]
 
 
 def _build(
