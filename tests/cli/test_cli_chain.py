@@ -92,6 +92,8 @@ def test_evaluate_detects_easy_anomalies(
         "scores.csv",
     ):
         assert (out / name).is_file(), name
+    rows = list(csv.DictReader((out / "scores.csv").open()))
+    assert len(rows) == 16 and all(0 < float(r["length_1"]) < 1 for r in rows)
     printed = capsys.readouterr().out
     assert "image_auroc" in printed
     assert re.search(r"^[0-9.]+ images/s \(16 images read, scored and reported in", printed, re.M)
@@ -128,6 +130,10 @@ def test_predict_scores_files_and_keeps_going_past_a_bad_one(
     good = [r for r in rows if not r["error"]]
     assert all(Path(r["map"]).is_file() for r in good)
     assert len(list((out / "maps").glob("*.png"))) == 5
+    for r in good:  # the decoded vector is the longer one (ties: vector 1)
+        lengths = [float(r["length_1"]), float(r["length_2"])]
+        assert all(0 <= x < 1 for x in lengths)
+        assert int(r["decoded"]) == int(lengths[1] > lengths[0] + 1e-5)
     assert re.search(
         r"^[0-9.]+ images/s \(6 images read, scored, written in", capsys.readouterr().out, re.M
     )

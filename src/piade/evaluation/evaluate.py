@@ -15,7 +15,7 @@ import torch
 from piade.data.dataset import ImageSet, stack_images
 from piade.errors import printable
 from piade.evaluation.report import ReportData, write_report
-from piade.inference.detector import Detector, score_dataset
+from piade.inference.detector import Detector, length_columns, score_dataset
 from piade.metrics import aupro, f1_max, image_auroc, pixel_auroc, vector_statistics
 
 log = logging.getLogger(__name__)
@@ -132,6 +132,7 @@ def _write_scores(
                 "perceptual",
                 "ssim",
                 "decoded",
+                *length_columns(scored["lengths"].shape[1]),
             ]
         )
         for i, p in enumerate(paths):
@@ -146,6 +147,7 @@ def _write_scores(
                     f"{scored['perceptual'][i]:.6g}",
                     f"{scored['ssim'][i]:.6g}",
                     int(scored["decoded"][i]),
+                    *(f"{length:.6g}" for length in scored["lengths"][i]),
                 ]
             )
 

@@ -30,7 +30,7 @@ from piade.config import MAP_FORMATS, MAP_STYLES
 from piade.data.common import IMAGE_EXTENSIONS, is_image_file
 from piade.data.decode import read_rgb, resize_image
 from piade.errors import DataError, printable
-from piade.inference.detector import Detector
+from piade.inference.detector import Detector, length_columns
 from piade.inference.maps import MapWriter
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ COLUMNS = (
     "decoded",
     "map",
     "error",
-)
+)  # and after "decoded", one length_j column per instantiation vector (length_columns)
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,9 @@ def predict(
     progress = _Progress(len(files))
     writer_pool = MapWriter(maps_dir, maps, scale, map_format)
     with csv_path.open("w", newline="", encoding="utf-8") as handle, closing(writer_pool):
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        at = COLUMNS.index("decoded") + 1
+        lengths = length_columns(detector.config.num_vectors)
+        writer = csv.DictWriter(handle, fieldnames=[*COLUMNS[:at], *lengths, *COLUMNS[at:]])
         writer.writeheader()
         pool = writer_pool if maps_dir is not None else None
         for chunk, decoded in _decoded_ahead(
@@ -231,6 +233,8 @@ def _score_chunk(
             for name in ("score", "normalized_score", "mse", "perceptual", "ssim")
         }
         row |= {"label": int(result.label[k]), "decoded": int(result.decoded[k])}
+        names = length_columns(result.lengths.shape[1])
+        row |= {name: round(float(v), 6) for name, v in zip(names, result.lengths[k], strict=True)}
         if maps is not None:
             image = originals[k]
             height, width = image.shape[:2]
