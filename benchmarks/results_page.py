@@ -27,6 +27,7 @@ ORDER = (
     "mvtec-400",
     "mvtec-400-lite0",
     "mvtec",
+    "coil20-400",
     "coil20-120",
     "coil20",
     "cifar10-400",
@@ -45,7 +46,7 @@ exact commands. The paper's own numbers sit beside ours as reference columns.
 **Two generations of runs are on this page.** Today's defaults ([training.md](training.md):
 bilinear decoder initialisation, squash constant `a = n·d/J²`, batch-norm statistics chosen after
 training, anomaly maps smoothed with σ = 4 px) ran in `mvtec-400`, `mvtec-400-lite0`,
-`coil20-120`, `cifar10-400` and `cifar10-20ep`; every piade run there also records the image AUROC of every image
+`coil20-400`, `coil20-120`, `cifar10-400` and `cifar10-20ep`; every piade run there also records the image AUROC of every image
 score of the same model and scoring pass (the "Image score (beyond the paper)" tables; the main
 tables keep the paper's score). The `mvtec-400*` and `coil20-120` runs were scored again on
 2026-12-02 by `piade benchmark` resuming them from their last checkpoints (which recomputes the
@@ -60,6 +61,13 @@ record those scores; their paper-score figures did not change.
 - `mvtec-400-lite0`: the same protocol with the ImageNet EfficientNet-Lite0 encoder file: image
   AUROC 0.933, pixel AUROC 0.940, AUPRO 0.769, no better than the random ResNet-18 (`map-max`
   0.997). The paper's 0.968 is missed with both encoders.
+- `coil20-400`: the paper's full protocol on COIL-20 (400 epochs, batch 120, 120 px; 400 optimiser
+  steps per object, about 30 min each here) for the **three objects** that scored worst in
+  `coil20-120`; obj10, queued next in the second command, was stopped unfinished for lack of
+  time and is not in the table. With the paper's score obj9 rises from 0.031 to 0.781, obj5 from
+  0.566 to 0.923 and obj6 from 0.806 to 0.893; `loss-balanced` gives 1.000, 0.985 and 0.913
+  (0.857, 0.934 and 0.878 in `coil20-120`). The shortened budget is a large part of the
+  COIL-20 gap; the other 17 objects are not run at full length, so no 20-object mean is given.
 - `coil20-120`: COIL-20 at the paper's 120 px, **shortened** to 30 epochs at batch 8 (240 optimiser
   steps per object; the paper's 400 epochs at batch 120 would be about 13 times the compute, some
   10 hours here). Mean image AUROC 0.903 with the paper's score against the target of 0.99; one
