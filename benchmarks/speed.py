@@ -19,10 +19,12 @@ settings (channels_last, glibc keeping freed memory; bf16 autocast on GPU); ``--
 ``--with`` change them. ``--compare OPTION`` times the settings with and without OPTION in
 alternating blocks of one run and prints the median ratio: the fair way to judge one change on a
 noisy machine (``keep-freed-memory`` is process-wide: compare it with two runs). Prints one JSON line per configuration, then a table. Random weights (speed does not
-depend on them), the paper's architecture (SE-ResNet18, VGG-11 perceptual features).
+depend on them), the paper's architecture (SE-ResNet18, VGG-11 perceptual features; ``--perceptual-net
+vgg16`` for the VGG-16 features this project's runs use, 64 channels at full resolution).
 
     python benchmarks/speed.py                       # sizes 32, 120, 256 on the CPU (make bench)
     python benchmarks/speed.py --sizes 120 --compare channels-last
+    python benchmarks/speed.py --sizes 120 --perceptual-net vgg16 --compare fused-distance
     python benchmarks/speed.py --device cuda --sizes 120 256 --batch-size 120
 """
 
@@ -38,6 +40,7 @@ import torch
 from limits import ConvCalls, best_kernel, cpu_peak, describe, gpu_peak
 from torch.utils.flop_counter import FlopCounterMode
 
+from piade import losses
 from piade.benchmark.cost import device_description, peak_memory
 from piade.config import ModelConfig
 from piade.inference.scoring import score_images
@@ -47,8 +50,17 @@ from piade.runtime import autocast_dtype, keep_freed_memory, resolve_device
 from piade.train.loop import compiled_loss_terms
 
 DEFAULT_BATCH = {32: 120, 120: 120, 256: 32}  # the paper's batch; 256 px: what fits a CPU budget
-OPTIONS = ("channels-last", "keep-freed-memory", "fused-adam", "inference-mode", "compile", "bf16")
-ENGINE = ("channels-last", "keep-freed-memory")  # what `piade fit` and the detector use
+OPTIONS = (
+    "channels-last",
+    "keep-freed-memory",
+    "fused-distance",
+    "fused-adam",
+    "inference-mode",
+    "compile",
+    "bf16",
+)
+# what `piade fit` and the detector use
+ENGINE = ("channels-last", "keep-freed-memory", "fused-distance")
 
 
 def synchronize(device: torch.device) -> None:
@@ -64,15 +76,29 @@ def timed(run: Callable[[], None], device: torch.device) -> float:
     return time.perf_counter() - tic
 
 
+_FUSED_FEATURE_DISTANCE = losses.squared_feature_distance
+
+
+def _plain_feature_distance(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return (target - features).pow(2).mean(dim=1)
+
+
 class Setup:
     """A network, loss, optimiser and batch for one image size and one set of options."""
 
-    def __init__(self, size: int, batch: int, device: torch.device, options: frozenset[str]):
+    def __init__(
+        self,
+        size: int,
+        batch: int,
+        device: torch.device,
+        options: frozenset[str],
+        perceptual_net: str = "vgg11",
+    ):
         self.options, self.device = options, device
         layout = torch.channels_last if "channels-last" in options else torch.contiguous_format
         self.model = build_model(ModelConfig(image_size=size), encoder_weights=None)
         self.model = self.model.to(device).to(memory_format=layout)
-        self.criterion = ReconstructionLoss(build_perceptual_network("vgg11", weights=None))
+        self.criterion = ReconstructionLoss(build_perceptual_network(perceptual_net, weights=None))
         self.criterion = self.criterion.to(device).to(memory_format=layout)
         fused = {"fused": True} if "fused-adam" in options else {}
         self.optimizer = torch.optim.Adam(
@@ -84,8 +110,13 @@ class Setup:
         self.forward = compiled_loss_terms("default" if "compile" in options else None)
 
     def forward_backward(self) -> None:
-        terms = self.forward(self.model, self.criterion, self.images, self.amp)
-        terms.total.mean().backward()
+        if "fused-distance" not in self.options:  # the formula autograd differentiates itself
+            losses.squared_feature_distance = _plain_feature_distance
+        try:
+            terms = self.forward(self.model, self.criterion, self.images, self.amp)
+            terms.total.mean().backward()
+        finally:
+            losses.squared_feature_distance = _FUSED_FEATURE_DISTANCE
 
     def train_step(self) -> None:
         self.model.train()
@@ -129,9 +160,10 @@ def measure(
     repeats: int,
     steps: int,
     peak_gflops: float,
+    perceptual_net: str = "vgg11",
 ) -> list[dict]:
     """Records for every option set and mode, timed in alternating blocks of one run."""
-    setups = [Setup(size, batch, device, options) for options in option_sets]
+    setups = [Setup(size, batch, device, options, perceptual_net) for options in option_sets]
     flops = setups[0].flops()
     best = best_kernel(setups[0].model, setups[0].images, device)
     records = []
@@ -185,6 +217,12 @@ def main() -> None:
     parser.add_argument("--with", dest="add", nargs="*", default=[], choices=OPTIONS)
     parser.add_argument("--without", nargs="*", default=[], choices=OPTIONS)
     parser.add_argument(
+        "--perceptual-net",
+        choices=("vgg11", "vgg16"),
+        default="vgg11",
+        help="the perceptual network's first 4 modules (vgg16: this project's weights file)",
+    )
+    parser.add_argument(
         "--compare", choices=OPTIONS, help="time the settings with and without this option"
     )
     args = parser.parse_args()
@@ -212,7 +250,9 @@ def main() -> None:
     records = []
     for size in args.sizes:
         batch = args.batch_size or DEFAULT_BATCH.get(size, 32)
-        for record in measure(size, batch, device, option_sets, args.repeats, args.steps, peak):
+        for record in measure(
+            size, batch, device, option_sets, args.repeats, args.steps, peak, args.perceptual_net
+        ):
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v
                               for k, v in record.items()}), flush=True)  # fmt: skip
             records.append(record)

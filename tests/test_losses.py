@@ -14,6 +14,7 @@ from piade.losses import (
     _gather_symmetric_pad,
     _symmetric_pad,
     build_perceptual_network,
+    squared_feature_distance,
     ssim,
 )
 
@@ -127,3 +128,32 @@ def test_symmetric_padding_by_slices_equals_the_gather(side: int) -> None:
     assert torch.equal(_symmetric_pad(x, 5), gathered)
     assert torch.equal(gathered[..., 5:-5, 5:-5], x)
     assert torch.equal(gathered[..., 5, 4], x[..., 0, 0])  # the edge is repeated
+
+
+def test_squared_feature_distance_has_autograds_value_and_gradient() -> None:
+    """The fused function gives the plain formula's value and gradient, in the same layout."""
+    torch.manual_seed(0)
+    target = torch.randn(2, 6, 5, 7).to(memory_format=torch.channels_last)
+    features = torch.randn(2, 6, 5, 7).to(memory_format=torch.channels_last).requires_grad_()
+    weight = torch.rand(2, 5, 7)
+    fused = squared_feature_distance(features, target)
+    (fused * weight).sum().backward()
+    fused_grad = features.grad
+    features.grad = None
+    plain = (target - features).pow(2).mean(dim=1)
+    (plain * weight).sum().backward()
+    assert torch.equal(fused, plain)
+    assert fused_grad is not None and features.grad is not None
+    torch.testing.assert_close(fused_grad, features.grad)
+    assert fused_grad.is_contiguous(memory_format=torch.channels_last)
+    double = torch.randn(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    fixed = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda f: squared_feature_distance(f, fixed), (double,))
+
+
+def test_squared_feature_distance_passes_gradients_to_a_target_that_needs_them() -> None:
+    features = torch.randn(1, 4, 3, 3, requires_grad=True)
+    target = torch.randn(1, 4, 3, 3, requires_grad=True)
+    squared_feature_distance(features, target).sum().backward()
+    assert target.grad is not None
+    torch.testing.assert_close(target.grad, -features.grad)  # type: ignore[operator]

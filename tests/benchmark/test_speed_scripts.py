@@ -39,10 +39,10 @@ def test_speed_prints_one_record_per_size_mode_and_setting() -> None:
         peak["cores"] * peak["clock_ghz"] * peak["fp32_flops_per_cycle"], rel=1e-2
     )
     assert [(r["mode"], r["settings"]) for r in records] == [
-        ("train", "keep-freed-memory"),
-        ("train", "channels-last+keep-freed-memory"),
-        ("infer", "keep-freed-memory"),
-        ("infer", "channels-last+keep-freed-memory"),
+        ("train", "fused-distance+keep-freed-memory"),
+        ("train", "channels-last+fused-distance+keep-freed-memory"),
+        ("infer", "fused-distance+keep-freed-memory"),
+        ("infer", "channels-last+fused-distance+keep-freed-memory"),
     ]
     for r in records:
         assert (
