@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from tests.data.writers import write_cifar_pickle, write_coil, write_folder
 from tests.fakes import TINY_BACKBONE, write_mvtec
@@ -12,6 +14,7 @@ from tests.fakes import TINY_BACKBONE, write_mvtec
 from piade.benchmark import runner
 from piade.cli import main
 from piade.config import SCORE_KINDS
+from piade.metrics import image_auroc
 
 FAST = [
     "--image-size", "32", "--batch-size", "8", "--epochs", "1", "--baseline-epochs", "1", "--device", "cpu",
@@ -72,6 +75,29 @@ def test_each_run_writes_metrics_cost_and_settings(split_runs: dict[str, Path]) 
     assert by_score["loss"] == pytest.approx(metrics["image_auroc"])  # the table's, the paper's
     svm = json.loads((split_runs["bottle"] / "runs/ocsvm/bottle/seed0/result.json").read_text())
     assert svm["metrics"]["pixel_auroc"] is None and svm["fitted"]["nu"] == 0.1
+
+
+def test_each_run_writes_its_test_images_scores(split_runs: dict[str, Path]) -> None:
+    """scores.csv reproduces the run's AUROCs, every score kind's, and is copied by merge."""
+    run = split_runs["merged"] / "runs/piade/bottle/seed0"
+    result = json.loads((run / "result.json").read_text())
+    with (run / "scores.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 8 and {r["group"] for r in rows} >= {"good"}
+    assert all(Path(r["path"]).is_file() for r in rows)
+    labels = np.array([int(r["label"]) for r in rows])
+    assert labels.sum() == 4
+
+    def auroc(column: str) -> float:
+        return image_auroc(labels, np.array([float(r[column]) for r in rows]))
+
+    assert auroc("score") == pytest.approx(result["metrics"]["image_auroc"], abs=1e-9)
+    for kind, value in result["fitted"]["image_auroc_by_score"].items():
+        assert auroc(f"score:{kind}") == pytest.approx(value, abs=1e-9)
+    assert {"mse", "perceptual", "ssim", "decoded", "length_1", "length_2"} <= set(rows[0])
+    with (split_runs["merged"] / "runs/ocsvm/wood/seed0/scores.csv").open(newline="") as handle:
+        svm = list(csv.DictReader(handle))
+    assert list(svm[0]) == ["path", "group", "label", "score"] and len(svm) == 8
 
 
 def test_merged_table_has_both_classes_in_the_papers_shape(split_runs: dict[str, Path]) -> None:

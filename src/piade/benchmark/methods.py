@@ -6,9 +6,11 @@ code (:func:`piade.evaluation.compute_metrics`), so the comparisons in a benchma
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from piade.baselines import BASELINES, build_baseline
 from piade.benchmark.cost import Stopwatch, device_description, peak_memory
 from piade.config import ModelConfig
 from piade.data import ImageDataset
-from piade.errors import ConfigError
+from piade.errors import ConfigError, printable
 from piade.evaluation.evaluate import compute_metrics, dataset_masks
 from piade.metrics import image_auroc
 from piade.runtime import resolve_device
@@ -27,6 +29,8 @@ from piade.train.checkpoint import CHECKPOINT, METRICS
 from piade.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
+
+IMAGE_SCORES_FILE = "scores.csv"
 
 PIADE_METHODS = ("piade", "piade-1v")  # piade-1v: one instantiation vector, no routing (Sec. 6)
 METHODS = (*PIADE_METHODS, *BASELINES)
@@ -83,15 +87,21 @@ def method_image_size(method: str, image_size: int) -> int:
 def run_method(
     method: str, train: ImageDataset, test: ImageDataset, settings: MethodSettings, run_dir: Path
 ) -> dict[str, Any]:
-    """Train ``method`` on ``train``, score ``test``; returns metrics, cost and what was fitted."""
+    """Train ``method`` on ``train``, score ``test``; returns metrics, cost and what was fitted.
+
+    Each test image's scores are written to ``run_dir/scores.csv`` (see :func:`write_image_scores`).
+    """
     device = resolve_device(settings.device)
     watch = Stopwatch()
+    columns: dict[str, np.ndarray] = {}
     with peak_memory(device) as peak:
         if method in PIADE_METHODS:
             scores, maps, fitted = _run_piade(method, train, test, settings, run_dir, watch)
+            columns = fitted.pop("columns")
         else:
             scores, maps, fitted = _run_baseline(method, train, test, settings, watch)
     labels = np.asarray(test.labels, dtype=int)
+    write_image_scores(run_dir / IMAGE_SCORES_FILE, test, scores, columns)
     masks = dataset_masks(test)
     metrics = compute_metrics(labels, scores, maps, masks)
     metrics["distinct_scores"] = int(np.unique(scores).size)
@@ -116,6 +126,31 @@ def run_method(
     return {"metrics": metrics, "cost": cost, "fitted": fitted, "warnings": score_warnings(scores)}
 
 
+def write_image_scores(
+    path: Path, test: ImageDataset, scores: np.ndarray, columns: dict[str, np.ndarray]
+) -> None:
+    """One row per test image: ``path``, ``group``, ``label`` and ``score`` (the table's), then
+    ``columns`` in their order (piade: each loss term, the decoded vector, the vectors' lengths and
+    every kind of image score of the same pass as ``score:KIND``), so that other scores and metrics
+    can be computed later without training again. Written atomically.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "group", "label", "score", *columns])
+        for i, sample in enumerate(test.samples):
+            writer.writerow(
+                [
+                    printable(sample.source),
+                    sample.group,
+                    int(sample.label),
+                    f"{float(scores[i]):.8g}",
+                    *(f"{float(v[i]):.8g}" for v in columns.values()),
+                ]
+            )
+    os.replace(tmp, path)
+
+
 def score_warnings(scores: np.ndarray) -> list[str]:
     """What makes a method's AUROC on ``scores`` (N,) unreliable: tied scores."""
     distinct = int(np.unique(scores).size)
@@ -138,7 +173,7 @@ def _run_piade(
     run_dir: Path,
     watch: Stopwatch,
 ) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
-    from piade.inference.detector import load, score_dataset
+    from piade.inference.detector import length_columns, load, score_dataset
     from piade.train.run import fit
 
     epochs = settings.epochs or DEFAULT_EPOCHS["piade"]
@@ -190,6 +225,17 @@ def _run_piade(
             k.removeprefix("score:"): image_auroc(labels, v)
             for k, v in scored.items()
             if k.startswith("score:") and 0 < labels.sum() < labels.size
+        },
+        "columns": {  # written to scores.csv by run_method, not to result.json
+            "mse": scored["mse"],
+            "perceptual": scored["perceptual"],
+            "ssim": scored["ssim"],
+            "decoded": scored["decoded"],
+            **{
+                name: scored["lengths"][:, j]
+                for j, name in enumerate(length_columns(scored["lengths"].shape[1]))
+            },
+            **{k: v for k, v in scored.items() if k.startswith("score:")},
         },
     }
     return scored["score"], scored.get("anomaly_map"), fitted

@@ -4,6 +4,7 @@ An output directory holds::
 
     benchmark.json                      the suite, root and settings (a rerun must match them)
     runs/<method>/<class>/seed<k>/result.json   one finished run: metrics, cost, settings
+    runs/<method>/<class>/seed<k>/scores.csv    its test images' scores, one row each
     runs/piade/<class>/seed<k>/fit/     piade's run directory (checkpoints, model file)
     results.md, results.csv, results.json       the tables (see :mod:`piade.benchmark.tables`)
     ablation.md, ablation.png           when both piade and piade-1v were run
@@ -24,7 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from piade.benchmark.methods import MethodSettings, check_methods, method_image_size, run_method
+from piade.benchmark.methods import (
+    IMAGE_SCORES_FILE,
+    MethodSettings,
+    check_methods,
+    method_image_size,
+    run_method,
+)
 from piade.benchmark.suites import PAPER_IMAGE_SIZE, list_classes, load_class, select_classes
 from piade.benchmark.tables import write_tables
 from piade.data import ImageDataset
@@ -242,6 +249,9 @@ def _copy_results(source: Path, out: Path) -> None:
                 )
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
+        scores = path.with_name(IMAGE_SCORES_FILE)
+        if scores.is_file():  # runs made before the file existed have none
+            shutil.copyfile(scores, target.with_name(IMAGE_SCORES_FILE))
         shutil.copyfile(path, target)
 
 
