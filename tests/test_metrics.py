@@ -17,6 +17,7 @@ from sklearn import metrics as skm
 from piade.metrics import (
     aupro,
     f1_max,
+    group_statistics,
     image_auroc,
     pixel_auroc,
     pro_curve,
@@ -398,3 +399,35 @@ def test_vector_statistics_per_class() -> None:
     )
     only_normal = vector_statistics(lengths[:3], decoded[:3], np.zeros(3, int))
     assert set(only_normal) == {"normal"}
+
+
+def test_group_statistics_rank_each_defect_type_against_every_normal_image() -> None:
+    labels = np.array([0, 0, 0, 1, 1, 1, 1])
+    scores = np.array([0.1, 0.2, 0.5, 0.9, 0.8, 0.15, 0.3])
+    groups = ["good", "good", "good", "crack", "crack", "stain", "stain"]
+    rows = group_statistics(labels, scores, groups, threshold=0.4)
+    assert [(r["group"], r["label"], r["n"]) for r in rows] == [
+        ("good", "normal", 3),
+        ("crack", "anomalous", 2),
+        ("stain", "anomalous", 2),
+    ]
+    assert [r["flagged"] for r in rows] == [1, 2, 0]  # scores above 0.4
+    assert rows[0]["image_auroc"] is None and rows[1]["image_auroc"] == 1.0
+    # stain: 0.15 beats 0.1 only; 0.3 beats 0.1 and 0.2: 3 of the 6 pairs
+    assert rows[2]["image_auroc"] == pytest.approx(0.5)
+    assert rows[2]["image_auroc"] == pytest.approx(
+        skm.roc_auc_score([0, 0, 0, 1, 1], [0.1, 0.2, 0.5, 0.15, 0.3])
+    )
+
+
+def test_group_statistics_split_a_group_with_both_labels_and_need_no_threshold() -> None:
+    rows = group_statistics([1, 0, 1], [0.9, 0.1, 0.2], ["a", "a", "b"])
+    assert [(r["group"], r["label"], r["n"], r["flagged"]) for r in rows] == [
+        ("a", "normal", 1, None),
+        ("a", "anomalous", 1, None),
+        ("b", "anomalous", 1, None),
+    ]
+    only_anomalous = group_statistics([1, 1], [0.3, 0.4], ["a", "b"], threshold=0.35)
+    assert [r["image_auroc"] for r in only_anomalous] == [None, None]
+    with pytest.raises(ValueError, match="2 groups for 3 images"):
+        group_statistics([0, 1, 1], [0.1, 0.2, 0.3], ["a", "b"])

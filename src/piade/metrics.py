@@ -18,7 +18,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["aupro", "f1_max", "image_auroc", "pixel_auroc", "pro_curve", "roc_curve"]
+__all__ = [
+    "aupro",
+    "f1_max",
+    "group_statistics",
+    "image_auroc",
+    "pixel_auroc",
+    "pro_curve",
+    "roc_curve",
+]
 
 FloatArray = NDArray[np.float64]
 
@@ -339,3 +347,43 @@ def vector_statistics(
             },
         }
     return result
+
+
+def group_statistics(
+    labels: ArrayLike, scores: ArrayLike, groups: list[str], threshold: float | None = None
+) -> list[dict[str, Any]]:
+    """Per group of test images (an MVTec defect type, a CIFAR-10 class): how well it is found.
+
+    Args:
+        labels: (N,) 0 = normal, 1 = anomalous.
+        scores: (N,) image scores, higher = more anomalous.
+        groups: (N,) each image's group. A group holding both labels gives one row per label.
+        threshold: when given, each row counts the images scored above it (``flagged``).
+
+    Returns:
+        One dict per (group, label), normal rows first, each in order of first appearance:
+        ``group``, ``label`` (``"normal"`` or ``"anomalous"``), ``n``, ``flagged`` (None without a
+        threshold) and ``image_auroc``: for anomalous rows when there are normal images, the AUROC
+        of the row's images against *all* the normal images; None otherwise.
+    """
+    y, s = _labels_and_scores(labels, scores)
+    if len(groups) != y.size:
+        raise ValueError(f"{len(groups)} groups for {y.size} images")
+    member = np.asarray(groups, dtype=object)
+    rows: list[dict[str, Any]] = []
+    for anomalous in (False, True):
+        for name in dict.fromkeys(g for g, a in zip(groups, y, strict=True) if a == anomalous):
+            chosen = (member == name) & (y == anomalous)
+            against_normal = chosen | ~y  # this row's images and every normal image
+            rows.append(
+                {
+                    "group": name,
+                    "label": "anomalous" if anomalous else "normal",
+                    "n": int(chosen.sum()),
+                    "flagged": None if threshold is None else int((s[chosen] > threshold).sum()),
+                    "image_auroc": image_auroc(y[against_normal], s[against_normal])
+                    if anomalous and (~y).any()
+                    else None,
+                }
+            )
+    return rows

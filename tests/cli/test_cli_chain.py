@@ -82,6 +82,11 @@ def test_evaluate_detects_easy_anomalies(
         spread = vectors[name]["lengths"]["vector_1"]
         assert 0 <= spread["min"] <= spread["median"] <= spread["max"] < 1
     assert "Instantiation vectors" in (out / "report.html").read_text()
+    groups = {r["group"]: r for r in metrics["groups"]}  # the fake's defect types
+    assert groups["good"]["label"] == "normal" and groups["good"]["n"] == 8
+    assert sum(r["n"] for r in metrics["groups"] if r["label"] == "anomalous") == 8
+    assert all(0 <= r["image_auroc"] <= 1 for r in metrics["groups"] if r["label"] == "anomalous")
+    assert "<h2>By group</h2>" in (out / "report.html").read_text()
     for name in (
         "report.html",
         "roc.png",

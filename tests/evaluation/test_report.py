@@ -264,6 +264,20 @@ def test_vector_table_counts_decoded_vectors_per_class(tmp_path: Path) -> None:
     assert "Instantiation vectors" not in without.read_text(encoding="utf-8")
 
 
+def test_group_table_counts_flagged_images_per_defect_type(tmp_path: Path) -> None:
+    data = synthetic()  # 6 good, 6 "square"; scores of the squares are about 1, threshold 0.21
+    groups = ["good"] * 6 + ["square"] * 3 + ["<dot>"] * 3
+    data = dataclasses.replace(data, groups=groups, scores=np.r_[data.scores[:9], [0.0, 0.0, 9.0]])
+    text = write_report(tmp_path, data, metrics=METRICS, title="t").read_text(encoding="utf-8")
+    table = text.split("<h2>By group</h2>")[1].split("</table>")[0]
+    rows = table.split("<tr><th>")[2:]
+    assert rows[0].startswith("good</th><td>normal</td><td>6</td><td>0 (0%)</td><td>n/a</td>")
+    assert rows[1].startswith("square</th><td>anomalous</td><td>3</td><td>3 (100%)</td><td>1.0000")
+    assert rows[2].startswith("&lt;dot&gt;</th><td>anomalous</td><td>3</td><td>1 (33%)</td>")
+    without = write_report(tmp_path / "no", synthetic(groups=False), metrics=METRICS, title="t")
+    assert "By group" not in without.read_text(encoding="utf-8")
+
+
 @pytest.mark.parametrize(
     "values",
     [

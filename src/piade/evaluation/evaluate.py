@@ -16,7 +16,14 @@ from piade.data.dataset import ImageSet, stack_images
 from piade.errors import printable
 from piade.evaluation.report import ReportData, write_report
 from piade.inference.detector import Detector, length_columns, score_dataset
-from piade.metrics import aupro, f1_max, image_auroc, pixel_auroc, vector_statistics
+from piade.metrics import (
+    aupro,
+    f1_max,
+    group_statistics,
+    image_auroc,
+    pixel_auroc,
+    vector_statistics,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +82,7 @@ def evaluate(
     cal = detector.calibration
     metrics: dict[str, Any] = compute_metrics(labels, scored["score"], scored["anomaly_map"], masks)
     predicted = scored["score"] > cal.threshold
+    groups = [str(getattr(s, "group", "")) for s in getattr(test_set, "samples", [])] or None
     metrics |= {
         "threshold": cal.threshold,
         "threshold_method": cal.threshold_method,
@@ -84,6 +92,10 @@ def evaluate(
         "model": model_path,
         "image_size": detector.image_size,
         "vectors": vector_statistics(scored["lengths"], scored["decoded"], labels),
+        # per defect type (or class): how many are flagged, and each one's AUROC
+        "groups": group_statistics(labels, scored["score"], groups, cal.threshold)
+        if groups is not None and any(groups)
+        else None,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     paths = _paths(test_set)
@@ -101,7 +113,7 @@ def evaluate(
         decoded=scored["decoded"],
         paths=paths,
         masks=masks,
-        groups=[str(getattr(s, "group", "")) for s in getattr(test_set, "samples", [])] or None,
+        groups=groups,
     )
     metrics["report"] = str(write_report(out, data, metrics=_printable(metrics), title=title))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

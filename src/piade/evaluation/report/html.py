@@ -11,7 +11,7 @@ import numpy as np
 
 from piade.evaluation.report.data import ReportData
 from piade.evaluation.report.figures import CLASSES
-from piade.metrics import vector_statistics
+from piade.metrics import group_statistics, vector_statistics
 
 TOP_ROWS = 20  # images listed in the HTML table
 
@@ -31,7 +31,7 @@ def page(
         f"<figcaption>{html.escape(c)}</figcaption></figure>"
         for name, png, c in figures
     )
-    vectors = _vector_table(data)
+    vectors = _vector_table(data) + _group_table(data)
     top = np.argsort(-data.scores, kind="stable")[:TOP_ROWS]
     top_rows = "".join(
         f"<tr><td>{r + 1}</td><td>{html.escape(str(data.paths[i]))}</td>"
@@ -77,6 +77,24 @@ def _vector_table(data: ReportData) -> str:
     return (
         "<h2>Instantiation vectors</h2><p>The longest vector is decoded (Sec. 3.1); vector 1 is "
         f"the one trained to reconstruct.</p><table><tr><th>class</th>{head}</tr>{rows}</table>"
+    )
+
+
+def _group_table(data: ReportData) -> str:
+    """Each group of images (defect type, class): how many, how many flagged, its AUROC."""
+    if data.groups is None or not any(data.groups) or len(set(data.groups)) < 2:
+        return ""
+    stats = group_statistics(data.labels, data.scores, list(data.groups), data.threshold)
+    rows = "".join(
+        f"<tr><th>{html.escape(r['group'])}</th><td>{r['label']}</td><td>{r['n']}</td>"
+        f"<td>{r['flagged']} ({r['flagged'] / r['n']:.0%})</td><td>{_cell(r['image_auroc'])}</td></tr>"
+        for r in stats
+    )
+    return (
+        "<h2>By group</h2><p>Each group of test images (a defect type, a class) on its own: how "
+        "many scored above the threshold, and the image AUROC of that group against all the normal"
+        " images.</p><table><tr><th>group</th><th>class</th><th>images</th><th>flagged</th>"
+        f"<th>image AUROC</th></tr>{rows}</table>"
     )
 
 
