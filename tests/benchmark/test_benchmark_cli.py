@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +100,26 @@ def test_each_run_writes_its_test_images_scores(split_runs: dict[str, Path]) -> 
     with (split_runs["merged"] / "runs/ocsvm/wood/seed0/scores.csv").open(newline="") as handle:
         svm = list(csv.DictReader(handle))
     assert list(svm[0]) == ["path", "group", "label", "score"] and len(svm) == 8
+
+
+def test_score_combinations_script_reads_the_runs_scores(split_runs: dict[str, Path]) -> None:
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "score_combinations.py"
+    done = subprocess.run(
+        [sys.executable, str(script), str(split_runs["merged"])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads(done.stdout.splitlines()[0])
+    assert sorted(record["classes"]) == ["bottle/seed0", "wood/seed0"]
+    tables = json.loads((split_runs["merged"] / "results.json").read_text())
+    by_class = {r["class"]: r for r in tables["scores"]}
+    for cls in ("bottle", "wood"):  # the stored kinds give the benchmark's own AUROCs
+        for kind in SCORE_KINDS:
+            assert record["classes"][f"{cls}/seed0"][kind] == pytest.approx(by_class[cls][kind])
+    assert 0 <= record["mean"]["loss-balanced x map-max"] <= 1
 
 
 def test_merged_table_has_both_classes_in_the_papers_shape(split_runs: dict[str, Path]) -> None:
