@@ -101,6 +101,7 @@ def test_evaluate_detects_easy_anomalies(
     assert len(rows) == 16 and all(0 < float(r["length_1"]) < 1 for r in rows)
     printed = capsys.readouterr().out
     assert "image_auroc" in printed
+    assert re.search(r"^  good +normal +\d+/8 flagged$", printed, re.M)
     assert re.search(r"^[0-9.]+ images/s \(16 images read, scored and reported in", printed, re.M)
 
 

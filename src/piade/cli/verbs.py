@@ -63,6 +63,9 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_PRINTED_GROUPS = 12  # more (COIL's 19 other objects) are left to metrics.json and the report
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from piade.evaluation.evaluate import evaluate
     from piade.inference.detector import load
@@ -82,6 +85,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     for key in ("image_auroc", "pixel_auroc", "aupro", "f1_max", "n_normal", "n_anomalous"):
         value = metrics[key]
         print(f"{key:12s} {'n/a' if value is None else round(value, 4)}")
+    groups = metrics["groups"] or []
+    if 1 < len(groups) <= MAX_PRINTED_GROUPS:
+        print("by group (flagged: scored above the threshold; AUROC against all normal images):")
+        width = max(len(g["group"]) for g in groups)
+        for g in groups:
+            auroc = "" if g["image_auroc"] is None else f", AUROC {g['image_auroc']:.4f}"
+            print(f"  {g['group']:{width}s} {g['label']:9s} {g['flagged']}/{g['n']} flagged{auroc}")
     print(f"metrics: {Path(args.out) / 'metrics.json'}\nreport:  {metrics['report']}")
     print(_rate(len(test_set), time.perf_counter() - tic, "read, scored and reported"))
     return 0
