@@ -93,11 +93,12 @@ def run_method(
     """
     device = resolve_device(settings.device)
     watch = Stopwatch()
-    columns: dict[str, np.ndarray] = {}
+    columns: dict[str, np.ndarray] = {}  # per image, beside the score: piade's terms and lengths
     with peak_memory(device) as peak:
         if method in PIADE_METHODS:
-            scores, maps, fitted = _run_piade(method, train, test, settings, run_dir, watch)
-            columns = fitted.pop("columns")
+            scores, maps, fitted, columns = _run_piade(
+                method, train, test, settings, run_dir, watch
+            )
         else:
             scores, maps, fitted = _run_baseline(method, train, test, settings, watch)
     labels = np.asarray(test.labels, dtype=int)
@@ -172,7 +173,7 @@ def _run_piade(
     settings: MethodSettings,
     run_dir: Path,
     watch: Stopwatch,
-) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any], dict[str, np.ndarray]]:
     from piade.inference.detector import length_columns, load, score_dataset
     from piade.train.run import fit
 
@@ -226,19 +227,19 @@ def _run_piade(
             for k, v in scored.items()
             if k.startswith("score:") and 0 < labels.sum() < labels.size
         },
-        "columns": {  # written to scores.csv by run_method, not to result.json
-            "mse": scored["mse"],
-            "perceptual": scored["perceptual"],
-            "ssim": scored["ssim"],
-            "decoded": scored["decoded"],
-            **{
-                name: scored["lengths"][:, j]
-                for j, name in enumerate(length_columns(scored["lengths"].shape[1]))
-            },
-            **{k: v for k, v in scored.items() if k.startswith("score:")},
-        },
     }
-    return scored["score"], scored.get("anomaly_map"), fitted
+    columns = {
+        "mse": scored["mse"],
+        "perceptual": scored["perceptual"],
+        "ssim": scored["ssim"],
+        "decoded": scored["decoded"],
+        **{
+            name: scored["lengths"][:, j]
+            for j, name in enumerate(length_columns(scored["lengths"].shape[1]))
+        },
+        **{k: v for k, v in scored.items() if k.startswith("score:")},
+    }
+    return scored["score"], scored.get("anomaly_map"), fitted, columns
 
 
 def _run_baseline(
