@@ -84,6 +84,8 @@ def _group_table(data: ReportData) -> str:
     """Each group of images (defect type, class): how many, how many flagged, its AUROC."""
     if data.groups is None or not any(data.groups) or len(set(data.groups)) < 2:
         return ""
+    if not np.isfinite(data.scores).all():  # no ranking to speak of; the figures say so
+        return "<h2>By group</h2><p>Not available: some scores are not finite.</p>"
     stats = group_statistics(data.labels, data.scores, list(data.groups), data.threshold)
     rows = "".join(
         f"<tr><th>{html.escape(r['group'])}</th><td>{r['label']}</td><td>{r['n']}</td>"
