@@ -60,7 +60,7 @@ def read_scores(path: Path) -> tuple[np.ndarray, Columns]:
 
 def aurocs_of(path: Path) -> dict[str, float]:
     labels, columns = read_scores(path)
-    kinds = {k: columns[f"score:{k}"] for k in SCORE_KINDS}
+    kinds = {k: columns[f"score:{k}"] for k in SCORE_KINDS if f"score:{k}" in columns}
     kinds |= {name: combine(columns) for name, combine in COMBINATIONS.items()}
     return {name: image_auroc(labels, values) for name, values in kinds.items()}
 

@@ -26,7 +26,14 @@ DECODER_INITS = ("bilinear", "orthogonal")
 # The vocabularies of the scoring settings (piade.inference.scoring says what each means); kept here,
 # free of torch, so the command line can offer them without importing it (`piade --help` stays quick)
 MAP_KINDS = ("combined", "ssim", "perceptual", "mse")  # anomaly maps
-SCORE_KINDS = ("loss", "loss-balanced", "map-max", "map-top1", "perceptual-top1")  # image scores
+SCORE_KINDS = (  # image scores
+    "loss",
+    "loss-balanced",
+    "map-max",
+    "map-top1",
+    "perceptual-top1",
+    "loss-x-map",
+)
 MAP_STYLES = ("overlay", "heatmap", "none")  # what `piade predict` writes into maps/
 MAP_FORMATS = ("png", "jpg")  # the files it writes them as
 # What configs written before a setting existed meant by it (their runs and model files used it)

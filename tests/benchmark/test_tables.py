@@ -133,3 +133,32 @@ def test_tied_scores_are_warned_about_in_the_page(tmp_path: Path) -> None:
 def test_class_order_is_natural_for_coil_objects() -> None:
     assert class_order("coil100", ["obj10", "obj2", "obj1"]) == ["obj1", "obj2", "obj10"]
     assert class_order("cifar10", ["truck", "cat", "airplane"]) == ["airplane", "cat", "truck"]
+
+
+def test_score_table_shows_the_kinds_every_run_recorded() -> None:
+    """Runs recorded before a score kind existed leave it out of the table, not the whole row."""
+    from piade.benchmark.scores import render_scores, score_table
+
+    old = _record("piade", "bottle", 0, 0.8) | {
+        "fitted": {"image_auroc_by_score": {"loss": 0.8, "map-max": 0.9}}
+    }
+    new = _record("piade", "wood", 0, 0.7) | {
+        "fitted": {"image_auroc_by_score": {"loss": 0.7, "map-max": 0.6, "loss-x-map": 0.95}}
+    }
+    none = _record("piade", "grid", 0, 0.5)  # before any score was recorded
+    rows = score_table([old, new, none], ["bottle", "wood", "grid"])
+    assert rows == [
+        {"class": "bottle", "loss": 0.8, "map-max": 0.9},
+        {"class": "wood", "loss": 0.7, "map-max": 0.6},
+        {"class": "Mean", "loss": pytest.approx(0.75), "map-max": pytest.approx(0.75)},
+    ]
+    assert score_table([new], ["wood"])[0] == {
+        "class": "wood",
+        "loss": 0.7,
+        "map-max": 0.6,
+        "loss-x-map": 0.95,
+    }
+    page = render_scores(score_table([new], ["wood"]))
+    assert page.splitlines()[0] == "| class | `loss` | `map-max` | `loss-x-map` |"
+    assert "| wood | 0.700 | 0.600 | **0.950** |" in page
+    assert score_table([none], ["grid"]) == []

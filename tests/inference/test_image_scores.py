@@ -66,6 +66,23 @@ def test_balanced_loss_weighs_each_term_by_its_normal_mean() -> None:
     torch.testing.assert_close(balanced, torch.tensor([1 + 2 + 1, 10 + 1 + 1.0]))
 
 
+def test_loss_x_map_is_the_balanced_loss_times_the_map_maximum() -> None:
+    """A small hot blob (local evidence) and a doubled MSE (whole-image evidence) both raise it."""
+    torch.manual_seed(0)
+    maps = torch.rand(3, 60, 60) * 0.2
+    maps[1, 28:33, 28:33] = 1.0  # image 1: a small defect
+    mse, perceptual, ssim = torch.tensor([0.01, 0.01, 0.02]), torch.ones(3), torch.full((3,), 0.8)
+    terms = LossTerms(mse, perceptual, ssim, mse + perceptual + 1 - ssim)
+    raw = RawScores(terms, {"ssim": maps, "perceptual": maps, "mse": maps}, None)  # type: ignore[arg-type]
+    scales = {"mse": 0.01, "perceptual": 1.0, "ssim": 0.2}
+    product = image_score(raw, "loss-x-map", map_kind="ssim", scales=scales)
+    parts = [
+        image_score(raw, k, map_kind="ssim", scales=scales) for k in ("loss-balanced", "map-max")
+    ]
+    torch.testing.assert_close(product, parts[0] * parts[1])
+    assert product[1] > product[0] and product[2] > product[0]
+
+
 def test_balanced_loss_is_near_three_on_the_held_out_normal_images(tmp_path: Path) -> None:
     """Each term divided by its own mean on the calibration images: about 1 each there."""
     config = offline_train_config(epochs=1, calibration_fraction=0.25, score_kind="loss-balanced")

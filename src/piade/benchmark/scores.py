@@ -5,7 +5,7 @@ keeps that score so it stays comparable with the paper's. Each piade run also re
 every other score of :data:`piade.config.SCORE_KINDS`, computed from the same scoring pass of the
 same model (``fitted.image_auroc_by_score`` in its ``result.json``). This table shows them side by
 side: one row per class, one column per score, the mean over seeds; runs recorded before the
-scores existed are left out.
+scores existed are left out, and a kind is shown only where every run in the table recorded it.
 """
 
 from __future__ import annotations
@@ -22,43 +22,50 @@ SCORES_NOTE = (
     "Image AUROC of piade's two-vector models under each image score, from the same scoring pass."
     " `loss` is the paper's (the table above); `loss-balanced` divides each of its three terms by"
     " its mean on held-out normal images; the `map-*` scores read the smoothed anomaly map and"
-    " `perceptual-top1` the ImageNet-feature residual (docs/engine.md). The best score of each row"
+    " `perceptual-top1` the ImageNet-feature residual; `loss-x-map` is `loss-balanced` times"
+    " `map-max` (docs/engine.md; a table has no column for a kind its runs predate). The best"
+    " score of each row"
     " is in bold."
 )
 
 
 def score_table(results: Sequence[dict[str, Any]], classes: Sequence[str]) -> list[dict[str, Any]]:
-    """Rows {class, kind: AUROC…} for every class whose piade runs recorded every score, then a
-    "Mean" row; empty when none did."""
+    """Rows {class, kind: AUROC…} for every class whose piade runs recorded image scores, then a
+    "Mean" row; empty when none did. The columns are the kinds every one of those runs recorded
+    (runs made before a kind existed lack it), in the order of :data:`SCORE_KINDS`."""
+    recorded = [
+        r["fitted"]["image_auroc_by_score"]
+        for r in results
+        if r["method"] == METHOD and r["class"] in classes and _by_score(r)
+    ]
+    kinds = [k for k in SCORE_KINDS if recorded and all(k in run for run in recorded)]
     rows: list[dict[str, Any]] = []
     for cls in classes:
-        runs = [
-            r["fitted"]["image_auroc_by_score"]
-            for r in results
-            if r["method"] == METHOD
-            and r["class"] == cls
-            and set(r.get("fitted", {}).get("image_auroc_by_score", {})) >= set(SCORE_KINDS)
-        ]
-        if runs:
+        runs = [_by_score(r) for r in results if r["method"] == METHOD and r["class"] == cls]
+        runs = [run for run in runs if run]
+        if runs and kinds:
             rows.append(
-                {"class": cls} | {k: statistics.fmean(run[k] for run in runs) for k in SCORE_KINDS}
+                {"class": cls} | {k: statistics.fmean(run[k] for run in runs) for k in kinds}
             )
     if rows:
-        rows.append(
-            {"class": "Mean"} | {k: statistics.fmean(r[k] for r in rows) for k in SCORE_KINDS}
-        )
+        rows.append({"class": "Mean"} | {k: statistics.fmean(r[k] for r in rows) for k in kinds})
     return rows
+
+
+def _by_score(result: dict[str, Any]) -> dict[str, float]:
+    return dict(result.get("fitted", {}).get("image_auroc_by_score", {}))
 
 
 def render_scores(rows: Sequence[dict[str, Any]]) -> str:
     """The table as Markdown, each row's best score in bold."""
+    kinds = [k for k in rows[0] if k != "class"]
     lines = [
-        "| class | " + " | ".join(f"`{k}`" for k in SCORE_KINDS) + " |",
-        "|---|" + "---:|" * len(SCORE_KINDS),
+        "| class | " + " | ".join(f"`{k}`" for k in kinds) + " |",
+        "|---|" + "---:|" * len(kinds),
     ]
     for r in rows:
-        best = max(r[k] for k in SCORE_KINDS)
-        cells = [f"**{r[k]:.3f}**" if r[k] == best else f"{r[k]:.3f}" for k in SCORE_KINDS]
+        best = max(r[k] for k in kinds)
+        cells = [f"**{r[k]:.3f}**" if r[k] == best else f"{r[k]:.3f}" for k in kinds]
         name = "**Mean**" if r["class"] == "Mean" else r["class"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -141,10 +141,17 @@ def image_score(
       (4 px at 120 px) so one noisy pixel cannot decide;
     * ``map-top1``: the mean of the top 1 % of that smoothed map;
     * ``perceptual-top1``: the same on the ImageNet-feature residual (the perceptual network's
-      squared feature difference), whatever the anomaly map.
+      squared feature difference), whatever the anomaly map;
+    * ``loss-x-map``: ``loss-balanced`` times ``map-max``: the whole image's evidence times the
+      strongest local evidence. Either factor's scale leaves the ranking unchanged, so each counts
+      by how many times larger than usual it is.
     """
     if kind == "loss":
         return raw.terms.total
+    if kind == "loss-x-map":
+        return image_score(raw, "loss-balanced", map_kind=map_kind, scales=scales) * image_score(
+            raw, "map-max", map_kind=map_kind, scales=scales
+        )
     if kind == "loss-balanced":
         t = raw.terms
         return (
