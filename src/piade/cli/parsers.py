@@ -181,7 +181,8 @@ def _fit_flags(parser: argparse.ArgumentParser) -> None:
         " loss-balanced (its three terms, each divided by its mean on held-out normal images;"
         " the best on average here), map-max /"
         " map-top1 (maximum / top 1%% mean of the smoothed anomaly map), perceptual-top1 (top 1%%"
-        " of the smoothed ImageNet-feature residual); docs/engine.md compares them",
+        " of the smoothed ImageNet-feature residual), loss-x-map (loss-balanced times map-max);"
+        " docs/engine.md compares them",
     )
     parser.add_argument(
         "--config",
