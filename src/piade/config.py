@@ -16,6 +16,47 @@ from typing import Any
 
 from piade.errors import ConfigError
 
+# The convolution widths of VGG's feature stages ("M": a 2×2 max-pool), Simonyan & Zisserman's
+# configurations A (VGG-11) and D (VGG-16), as torchvision numbers them.
+VGG_LAYOUTS: dict[str, list[int | str]] = {
+    "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "vgg16": [
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        "M",
+    ],
+}
+PERCEPTUAL_NETWORKS = tuple(VGG_LAYOUTS)
+
+
+def check_perceptual_depth(name: str, depth: int) -> None:
+    """ConfigError unless ``name``'s ``features`` has at least ``depth`` modules (a conv entry of
+    :data:`VGG_LAYOUTS` is a Conv2d and a ReLU, ``"M"`` one max-pool)."""
+    if name not in VGG_LAYOUTS:
+        raise ConfigError(f"perceptual network must be one of {PERCEPTUAL_NETWORKS}, got {name!r}")
+    modules = sum(1 if entry == "M" else 2 for entry in VGG_LAYOUTS[name])
+    if not 1 <= depth <= modules:
+        raise ConfigError(
+            f"perceptual_depth: {name}'s features have {modules} modules, so choose 1 to {modules}"
+            f" (got {depth}; the paper keeps vgg11's first 4, ending at conv2_1)"
+        )
+
+
 TORCHVISION_BACKBONES = ("resnet18", "resnet34", "resnet50")
 TIMM_PREFIX = "timm:"
 MIN_IMAGE_SIZE = 32

@@ -13,10 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from piade.config import VGG_LAYOUTS, check_perceptual_depth
 from piade.preprocess import imagenet_stats
 from piade.weights import WeightsSpec, load_into, resolve_weights
-
-PERCEPTUAL_NETWORKS = ("vgg11", "vgg16")
 
 
 class LossTerms(NamedTuple):
@@ -154,9 +153,7 @@ def build_perceptual_network(
     ``weights`` is ``None`` (random), ``"imagenet"`` or a local torchvision-format file (either the
     whole VGG state_dict or only its ``features.N.*`` keys). The network is frozen and in eval mode.
     """
-    if name not in PERCEPTUAL_NETWORKS:
-        raise ValueError(f"perceptual network must be one of {PERCEPTUAL_NETWORKS}, got {name!r}")
-    features = _vgg_features(name, depth)
+    features = _vgg_features(name, depth)  # ConfigError for an unknown name or depth
     state_dict, source = resolve_weights(weights, arch=name)
     if state_dict is not None:
         own = {}
@@ -169,33 +166,6 @@ def build_perceptual_network(
     return features.eval()
 
 
-# The convolution widths of VGG's feature stages ("M": a 2×2 max-pool), Simonyan & Zisserman's
-# configurations A (VGG-11) and D (VGG-16), as torchvision numbers them.
-VGG_LAYOUTS: dict[str, list[int | str]] = {
-    "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
-    "vgg16": [
-        64,
-        64,
-        "M",
-        128,
-        128,
-        "M",
-        256,
-        256,
-        256,
-        "M",
-        512,
-        512,
-        512,
-        "M",
-        512,
-        512,
-        512,
-        "M",
-    ],
-}
-
-
 def _vgg_features(name: str, depth: int) -> nn.Sequential:
     """``torchvision.models.<name>().features[:depth]``, built without the rest of the VGG.
 
@@ -204,12 +174,13 @@ def _vgg_features(name: str, depth: int) -> nn.Sequential:
     ``features.N.*``. Each prefix is built in turn, as piade always built these layers, so a seeded
     random network keeps its weights from one piade version to the next.
     """
+    check_perceptual_depth(name, depth)
     layout = VGG_LAYOUTS[name]
     for end in range(1, len(layout) + 1):
         layers = _vgg_layers(layout[:end])
         if len(layers) >= depth:
             return layers[:depth]
-    raise ValueError(f"{name} has fewer than {depth} feature modules")
+    raise AssertionError("unreachable: check_perceptual_depth bounds the depth")
 
 
 def _vgg_layers(layout: list[int | str]) -> nn.Sequential:

@@ -193,6 +193,38 @@ def test_merging_different_benchmarks_is_refused(
     assert "different benchmarks" in capsys.readouterr().err
 
 
+def test_a_benchmark_recorded_before_a_setting_existed_still_merges(
+    split_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """benchmark.json files written before --perceptual-depth ran at its default, 4."""
+    older = tmp_path / "older"
+    (older / "runs").parent.mkdir(parents=True)
+    record = json.loads((split_runs["wood"] / "benchmark.json").read_text())
+    assert record["settings"].pop("perceptual_depth") == 4
+    (older / "benchmark.json").write_text(json.dumps(record))
+    merged = tmp_path / "m"
+    assert (
+        main(["benchmark", "merge", str(older), str(split_runs["bottle"]), "--out", str(merged)])
+        == 0
+    )
+    record["settings"]["perceptual_depth"] = 6
+    (older / "benchmark.json").write_text(json.dumps(record))
+    assert (
+        main(
+            [
+                "benchmark",
+                "merge",
+                str(older),
+                str(split_runs["bottle"]),
+                "--out",
+                str(tmp_path / "n"),
+            ]
+        )
+        == 2
+    )
+    assert "perceptual_depth 6 vs 4" in capsys.readouterr().err
+
+
 def test_unknown_method_and_class_name_the_valid_ones(
     mvtec: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -144,6 +144,8 @@ def test_non_finite_loss_stops_with_a_clear_message(tmp_path: Path) -> None:
         {"lr": -1.0},
         {"calibration_fraction": 1.5},
         {"routing_weight_decay": -1e-4},
+        {"perceptual_depth": 0},
+        {"perceptual_depth": 22},  # VGG-11's features have 21 modules
     ],
 )
 def test_invalid_training_settings(settings: dict[str, object]) -> None:
@@ -173,6 +175,20 @@ def test_routing_weight_decay_applies_to_the_routing_matrices_alone(tmp_path: Pa
     groups = checkpoint["optimizer"]["param_groups"]
     assert [g["weight_decay"] for g in groups] == [10.0, 0.0]
     assert len(groups[1]["params"]) == 1  # W alone
+
+
+def test_the_model_file_keeps_the_perceptual_depth(tmp_path: Path) -> None:
+    """A detector scores with the perceptual layers it was trained with."""
+    from piade.inference.detector import load
+
+    train = _config(epochs=1, perceptual_net="vgg16", perceptual_depth=6)
+    result = fit(normal_set(12), tmp_path, model_config=MODEL, train_config=train)
+    detector = load(result.model_path)
+    layers = detector.criterion.perceptual_net
+    assert len(layers) == 6 and layers[-1].out_channels == 128
+    assert detector.info["loss"]["perceptual_depth"] == 6
+    trained = load_file(result.model_path)
+    assert torch.equal(trained["perceptual.5.weight"], layers[5].weight)
 
 
 def test_precise_bn_sets_exact_statistics_and_leaves_the_weights() -> None:

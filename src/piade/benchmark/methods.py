@@ -59,6 +59,7 @@ class MethodSettings:
     backbone: str = "resnet18"
     encoder_weights: str | None = "imagenet"
     perceptual_net: str = "vgg11"
+    perceptual_depth: int = 4
     perceptual_weights: str | None = "imagenet"
     map_kind: str = "ssim"
 
@@ -190,6 +191,7 @@ def _run_piade(
         device=settings.device,
         encoder_weights=settings.encoder_weights,
         perceptual_net=settings.perceptual_net,
+        perceptual_depth=settings.perceptual_depth,
         perceptual_weights=settings.perceptual_weights,
         map_kind=settings.map_kind,
         score_kind="loss",  # the paper's tables use the paper's score

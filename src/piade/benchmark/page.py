@@ -57,7 +57,8 @@ def _setup(suites: Sequence[dict[str, Any]]) -> str:
     encoders = sorted({_weights(r["settings"]["encoder_weights"]) for r in piade_runs})
     perceptual = sorted(
         {
-            f"{r['settings']['perceptual_net']} with {_weights(r['settings']['perceptual_weights'])}"
+            f"{r['settings']['perceptual_net']}().features[:{r['settings'].get('perceptual_depth', 4)}]"
+            f" with {_weights(r['settings']['perceptual_weights'])}"
             for r in piade_runs
         }
     )

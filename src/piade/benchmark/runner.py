@@ -67,6 +67,7 @@ class BenchmarkConfig:
     backbone: str = "resnet18"
     encoder_weights: str | None = "imagenet"
     perceptual_net: str = "vgg11"
+    perceptual_depth: int = 4
     perceptual_weights: str | None = "imagenet"
     map_kind: str = "ssim"
     data_options: dict[str, Any] = field(default_factory=dict)
@@ -83,6 +84,7 @@ class BenchmarkConfig:
             backbone=self.backbone,
             encoder_weights=self.encoder_weights,
             perceptual_net=self.perceptual_net,
+            perceptual_depth=self.perceptual_depth,
             perceptual_weights=self.perceptual_weights,
             map_kind=self.map_kind,
         )
@@ -160,7 +162,7 @@ def _claim(out: Path, config: BenchmarkConfig) -> None:
     }
     path = out / BENCHMARK_FILE
     if path.is_file():
-        saved = json.loads(path.read_text())
+        saved = _with_defaults(json.loads(path.read_text()))
         diffs = [k for k in ("suite", "settings") if saved.get(k) != record[k]]
         if diffs:
             raise ConfigError(
@@ -174,6 +176,17 @@ def _claim(out: Path, config: BenchmarkConfig) -> None:
         )
     out.mkdir(parents=True, exist_ok=True)
     _write_json(path, record)
+
+
+# Settings added after benchmarks were recorded, with the value those benchmarks ran with
+_LATER_SETTINGS = {"perceptual_depth": 4}
+
+
+def _with_defaults(record: dict[str, Any]) -> dict[str, Any]:
+    """A ``benchmark.json`` record with the settings it predates filled in, so it still compares."""
+    if "settings" not in record:
+        return record
+    return record | {"settings": _LATER_SETTINGS | record["settings"]}
 
 
 def _shared_settings(config: BenchmarkConfig) -> dict[str, Any]:
@@ -216,7 +229,7 @@ def merge(
         path = Path(source) / BENCHMARK_FILE
         if not path.is_file():
             raise ConfigError(f"{source} is not a piade benchmark directory (no {BENCHMARK_FILE})")
-        records.append((Path(source), json.loads(path.read_text())))
+        records.append((Path(source), _with_defaults(json.loads(path.read_text()))))
     first_dir, first = records[0]
     for other_dir, other in records[1:]:
         if (other["suite"], other["settings"]) != (first["suite"], first["settings"]):
@@ -225,7 +238,7 @@ def merge(
                 f"({_describe_diff(first, other)})"
             )
     own = out / BENCHMARK_FILE
-    if own.is_file() and json.loads(own.read_text()) != first:
+    if own.is_file() and _with_defaults(json.loads(own.read_text())) != first:
         raise ConfigError(f"{out} holds a different benchmark; merge into a new directory")
     out.mkdir(parents=True, exist_ok=True)
     _write_json(own, first)

@@ -105,6 +105,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         perceptual_weight=args.perceptual_weight,
         ssim_weight=args.ssim_weight,
         perceptual_net=args.perceptual_net,
+        perceptual_depth=args.perceptual_depth,
         perceptual_weights=weights(args.perceptual_weights),
         encoder_weights=weights(args.encoder_weights),
         device=args.device,

@@ -74,6 +74,9 @@ def add_parser(verbs: Any, formatter: type[argparse.HelpFormatter]) -> argparse.
     )
     parser.add_argument("--perceptual-net", choices=("vgg11", "vgg16"), default=T.perceptual_net)
     parser.add_argument(
+        "--perceptual-depth", type=int, default=T.perceptual_depth, help="modules of its features"
+    )
+    parser.add_argument(
         "--perceptual-weights", default=T.perceptual_weights, help="none, imagenet or a file"
     )
     parser.add_argument(
@@ -160,6 +163,7 @@ def benchmark_config(args: argparse.Namespace, argv: list[str]) -> Any:
         backbone=args.backbone,
         encoder_weights=weights(args.encoder_weights),
         perceptual_net=args.perceptual_net,
+        perceptual_depth=args.perceptual_depth,
         perceptual_weights=weights(args.perceptual_weights),
         map_kind=args.map_kind,
         data_options=options,

@@ -107,6 +107,12 @@ def _fit_flags(parser: argparse.ArgumentParser) -> None:
     )
     train.add_argument("--perceptual-net", choices=("vgg11", "vgg16"), default=T.perceptual_net)
     train.add_argument(
+        "--perceptual-depth",
+        type=int,
+        default=T.perceptual_depth,
+        help="modules of the VGG's features kept (4: the paper's; vgg16 6 ends at conv2_1 like vgg11 4)",
+    )
+    train.add_argument(
         "--perceptual-weights",
         default=T.perceptual_weights,
         help="perceptual network weights: none, imagenet or a file",

@@ -185,7 +185,9 @@ class Detector:
             loss = info["loss"]
             model = build_model(config, initialise=False)  # the file's weights replace them
             model.load_state_dict(_strip(tensors, "model."))
-            perceptual = build_perceptual_network(loss.get("perceptual_net", "vgg11"))
+            perceptual = build_perceptual_network(
+                loss.get("perceptual_net", "vgg11"), depth=loss.get("perceptual_depth", 4)
+            )
             perceptual.load_state_dict(_strip(tensors, "perceptual."))
             calibration = Calibration(**info["calibration"])
         except (KeyError, TypeError, RuntimeError) as error:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from piade.config import check_field_types
+from piade.config import check_field_types, check_perceptual_depth
 from piade.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -34,6 +34,8 @@ class TrainConfig:
     perceptual_weight: float = 1.0  # λ1
     ssim_weight: float = 1.0  # λ2
     perceptual_net: str = "vgg11"
+    # modules of the VGG's ``features`` kept (the paper: VGG-11's first four, ending at conv2_1)
+    perceptual_depth: int = 4
     perceptual_weights: str | None = "imagenet"
     encoder_weights: str | None = "imagenet"
     device: str = "auto"
@@ -76,6 +78,7 @@ class TrainConfig:
                 " lr > 0, weights >= 0, 0 < calibration_fraction < 1, 0 < threshold_quantile <= 1, map_sigma >= 0,"
                 f" compile one of {', '.join(COMPILE_MODES)})"
             )
+        check_perceptual_depth(self.perceptual_net, self.perceptual_depth)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

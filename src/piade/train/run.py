@@ -150,7 +150,9 @@ def _build(
     layout = memory_format(device)
     model = build_model(model_config, encoder_weights=cfg.encoder_weights)
     model = model.to(device).to(memory_format=layout)
-    perceptual = build_perceptual_network(cfg.perceptual_net, weights=cfg.perceptual_weights)
+    perceptual = build_perceptual_network(
+        cfg.perceptual_net, weights=cfg.perceptual_weights, depth=cfg.perceptual_depth
+    )
     criterion = ReconstructionLoss(
         perceptual, perceptual_weight=cfg.perceptual_weight, ssim_weight=cfg.ssim_weight
     )
@@ -274,7 +276,7 @@ def _write_model_file(
         validation=validation,
     )
     info = {
-        "loss": {"perceptual_net": cfg.perceptual_net},
+        "loss": {"perceptual_net": cfg.perceptual_net, "perceptual_depth": cfg.perceptual_depth},
         "training": run,
         "batch_norm": batch_norm,
     }
