@@ -18,13 +18,17 @@ Figures are medians over ``--repeats`` timed blocks after a warm-up step. It run
 settings (channels_last, glibc keeping freed memory; bf16 autocast on GPU); ``--without`` and
 ``--with`` change them. ``--compare OPTION`` times the settings with and without OPTION in
 alternating blocks of one run and prints the median ratio: the fair way to judge one change on a
-noisy machine (``keep-freed-memory`` is process-wide: compare it with two runs). Prints one JSON line per configuration, then a table. Random weights (speed does not
+noisy machine (``keep-freed-memory`` is process-wide: compare it with two runs). ``compile`` is
+``torch.compile`` of the training step, and for inference the detector's ``--compile`` scoring
+(``CompiledScoring``: frozen weights), its compilation outside the timing; ``--modes infer`` skips
+training. Prints one JSON line per configuration, then a table. Random weights (speed does not
 depend on them), the paper's architecture (SE-ResNet18, VGG-11 perceptual features; ``--perceptual-net
 vgg16`` for the VGG-16 features this project's runs use, 64 channels at full resolution).
 
     python benchmarks/speed.py                       # sizes 32, 120, 256 on the CPU (make bench)
     python benchmarks/speed.py --sizes 120 --compare channels-last
     python benchmarks/speed.py --sizes 120 --perceptual-net vgg16 --compare fused-distance
+    python benchmarks/speed.py --sizes 120 256 --modes infer --compare compile   # scoring --compile
     python benchmarks/speed.py --device cuda --sizes 120 256 --batch-size 120
 """
 
@@ -43,7 +47,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from piade import losses
 from piade.benchmark.cost import device_description, peak_memory
 from piade.config import ModelConfig
-from piade.inference.scoring import score_images
+from piade.inference.scoring import CompiledScoring, score_images
 from piade.losses import ReconstructionLoss, build_perceptual_network
 from piade.model import build_model
 from piade.runtime import autocast_dtype, keep_freed_memory, resolve_device
@@ -108,6 +112,10 @@ class Setup:
         self.images = self.images.contiguous(memory_format=layout)
         self.amp = autocast_dtype("bf16" if "bf16" in options else "auto", device)
         self.forward = compiled_loss_terms("default" if "compile" in options else None)
+        # scoring: the detector's --compile path (frozen weights) or the eager pass
+        self.score = (
+            CompiledScoring(self.model, self.criterion) if "compile" in options else score_images
+        )
 
     def forward_backward(self) -> None:
         if "fused-distance" not in self.options:  # the formula autograd differentiates itself
@@ -127,7 +135,10 @@ class Setup:
     def infer_step(self) -> None:
         guard = torch.inference_mode() if "inference-mode" in self.options else torch.no_grad()
         with guard:
-            score_images(self.model, self.criterion, self.images, self.amp)
+            if isinstance(self.score, CompiledScoring):
+                self.score(self.images, self.amp)
+            else:
+                self.score(self.model, self.criterion, self.images, self.amp)
 
     def flops(self) -> dict[str, float]:
         """FLOPs per image of a training step and of scoring (eager; options do not change them).
@@ -161,13 +172,14 @@ def measure(
     steps: int,
     peak_gflops: float,
     perceptual_net: str = "vgg11",
+    modes: tuple[str, ...] = ("train", "infer"),
 ) -> list[dict]:
     """Records for every option set and mode, timed in alternating blocks of one run."""
     setups = [Setup(size, batch, device, options, perceptual_net) for options in option_sets]
     flops = setups[0].flops()
     best = best_kernel(setups[0].model, setups[0].images, device)
     records = []
-    for mode in ("train", "infer"):
+    for mode in modes:
         samples: dict[int, list[float]] = {i: [] for i in range(len(setups))}
         peaks = {}
         for i, setup in enumerate(setups):  # warm-up (and compilation) outside the timing
@@ -225,6 +237,9 @@ def main() -> None:
     parser.add_argument(
         "--compare", choices=OPTIONS, help="time the settings with and without this option"
     )
+    parser.add_argument(
+        "--modes", nargs="+", choices=("train", "infer"), default=["train", "infer"]
+    )
     args = parser.parse_args()
     if args.compare == "keep-freed-memory":  # a heap grown once serves the other setting too
         parser.error(
@@ -250,9 +265,8 @@ def main() -> None:
     records = []
     for size in args.sizes:
         batch = args.batch_size or DEFAULT_BATCH.get(size, 32)
-        for record in measure(
-            size, batch, device, option_sets, args.repeats, args.steps, peak, args.perceptual_net
-        ):
+        for record in measure(size, batch, device, option_sets, args.repeats, args.steps, peak,
+                              args.perceptual_net, tuple(args.modes)):  # fmt: skip
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v
                               for k, v in record.items()}), flush=True)  # fmt: skip
             records.append(record)

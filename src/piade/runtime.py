@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import logging
 import os
 import platform
 import random
@@ -165,3 +166,33 @@ def distributed_context(device: torch.device) -> Iterator[Distributed]:
         yield Distributed(dist.get_rank(), dist.get_world_size())
     finally:
         dist.destroy_process_group()
+
+
+class _NoCudaRuntimeNotice(logging.Filter):
+    """Drops torch's "No CUDA runtime is found" warning: compiling for the CPU with a CUDA build of
+    PyTorch is normal and needs no CUDA runtime, but the warning reads like an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "No CUDA runtime is found" not in record.getMessage()
+
+
+def quiet_compiler_notices() -> None:
+    """Silence the CUDA-runtime notice ``torch.compile`` prints on a CPU (once per process)."""
+    notices = logging.getLogger("torch.utils.cpp_extension")
+    if not any(isinstance(f, _NoCudaRuntimeNotice) for f in notices.filters):
+        notices.addFilter(_NoCudaRuntimeNotice())
+
+
+def is_compiler_error(error: BaseException) -> bool:
+    """Whether ``error`` comes from ``torch.compile`` (dynamo or inductor), not from the model."""
+    return type(error).__module__.startswith(("torch._dynamo", "torch._inductor"))
+
+
+def compile_advice(flag: str, error: BaseException, instead: str) -> str:
+    """The one-line message for a failed ``torch.compile``: ``flag`` failed; ``instead``, or install
+    what it needs."""
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+    return (
+        f"{flag} failed ({first}); {instead}, or install what "
+        "torch.compile needs (a C++ compiler on CPU, Triton on GPU)"
+    )

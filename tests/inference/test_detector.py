@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from safetensors.torch import load_file, save_file
 from tests.fakes import TINY_BACKBONE, TensorImages, add_defect, normal_image, normal_set
 
 from piade import ModelConfig
+from piade.errors import ConfigError
 from piade.inference.detector import Detector, load, score_dataset
 from piade.inference.modelfile import ModelFileError
 from piade.metrics import pixel_auroc
@@ -201,3 +203,37 @@ def test_loading_a_model_file_skips_the_initialisation_it_overwrites(
     expected, found = saved.model.state_dict(), loaded.model.state_dict()
     assert expected.keys() == found.keys()
     assert all(torch.equal(expected[k], found[k]) for k in expected)
+
+
+def test_a_compiled_detector_scores_like_the_eager_one(run_dir: Path) -> None:
+    """``--compile``: one compilation for the first batch's size; a smaller batch is padded and a
+    larger one sliced, and every output equals the eager pass's to float32 rounding."""
+    eager, compiled = load(run_dir), load(run_dir, compile=True)
+    images = normal_set(11, seed=4).images.float() / 255
+    for batch in (images[:4], images[:3], images):  # compiled for 4, then padded, then sliced
+        want, got = eager.score(batch), compiled.score(batch)
+        for name, x, y in zip(want._fields, want, got, strict=True):
+            assert x.shape == y.shape, name
+            assert torch.allclose(x.float(), y.float(), rtol=1e-4, atol=1e-5), name
+    assert compiled._compiled is not None and compiled._compiled.batch_size == 4
+    every = compiled.score_every_kind(images[:2])
+    assert every.keys() == eager.score_every_kind(images[:2]).keys()
+
+
+def test_a_compiler_failure_is_one_clear_error(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch._dynamo
+
+    def broken(*args: object, **kwargs: object) -> object:
+        def fail(*a: object) -> None:
+            raise torch._dynamo.exc.InternalTorchDynamoError("no C++ compiler found")
+
+        return fail
+
+    monkeypatch.setattr(torch, "compile", broken)
+    detector = load(run_dir, compile=True)
+    with pytest.raises(
+        ConfigError, match=re.escape("--compile failed (no C++ compiler found); score without")
+    ):
+        detector.score(normal_set(2).images.float() / 255)

@@ -215,6 +215,15 @@ def _precision_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _compile_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="score through torch.compile with the weights frozen: the first batch compiles (about"
+        " a minute on a 2-core CPU), the rest run faster (1.5x at 120 px there); for large folders",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``piade`` argument parser."""
     return build_parsers()[0]
@@ -245,6 +254,7 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     evaluate.add_argument("--batch-size", type=positive_int, default=32)
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
     _precision_flag(evaluate)
+    _compile_flag(evaluate)
 
     predict = _verb(verbs, "predict", "score images; write scores.csv and anomaly maps")
     predict.add_argument("model", help="model file, or the --out directory of 'piade fit'")
@@ -253,6 +263,7 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     predict.add_argument("--batch-size", type=positive_int, default=16)
     predict.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
     _precision_flag(predict)
+    _compile_flag(predict)
     predict.add_argument(
         "--maps",
         choices=MAP_STYLES,

@@ -71,7 +71,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from piade.inference.detector import load
     from piade.inference.modelfile import resolve_model_path
 
-    detector = load(args.model, device=args.device, precision=args.precision)
+    detector = load(args.model, device=args.device, precision=args.precision, compile=args.compile)
     tic = time.perf_counter()
     test_set = cli_args.test_set(args, image_size=detector.image_size)
     metrics = evaluate(
@@ -106,7 +106,7 @@ def _predict(args: argparse.Namespace) -> int:
     from piade.inference.detector import load
     from piade.inference.predict import predict
 
-    detector = load(args.model, device=args.device, precision=args.precision)
+    detector = load(args.model, device=args.device, precision=args.precision, compile=args.compile)
     tic = time.perf_counter()
     summary = predict(
         detector,

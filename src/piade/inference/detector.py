@@ -8,6 +8,7 @@ and a per-pixel anomaly map.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -27,13 +28,22 @@ from piade.inference.scoring import (
     MAP_KINDS,
     RESIDUALS,
     SCORE_KINDS,
+    CompiledScoring,
     RawScores,
     anomaly_map,
     image_score,
     score_images,
 )
 from piade.losses import ReconstructionLoss, build_perceptual_network
-from piade.runtime import autocast_dtype, memory_format, resolve_device
+from piade.runtime import (
+    autocast_dtype,
+    compile_advice,
+    is_compiler_error,
+    memory_format,
+    resolve_device,
+)
+
+log = logging.getLogger(__name__)
 
 
 class Detection(NamedTuple):
@@ -62,12 +72,15 @@ class Detector:
         *,
         info: dict[str, Any] | None = None,
         precision: str = "fp32",
+        compile: bool = False,
     ) -> None:
         self.model = model.eval()
         self.criterion = criterion
         self.calibration = calibration
         self.info = info or {}
         self.precision = precision  # autocast of the network (runtime.autocast_dtype): fp32 or bf16
+        self.compile = compile  # score through CompiledScoring (torch.compile, frozen weights)
+        self._compiled: CompiledScoring | None = None
 
     @property
     def config(self) -> ModelConfig:
@@ -86,6 +99,7 @@ class Detector:
         layout = memory_format(torch.device(device))
         self.model.to(device).to(memory_format=layout)
         self.criterion.to(device).to(memory_format=layout)
+        self._compiled = None  # compiled for the old place: compile again at the next batch
         return self
 
     @torch.no_grad()
@@ -118,7 +132,7 @@ class Detector:
                 f"map_kind: expected None or one of {', '.join(MAP_KINDS)}, got {map_kind!r}"
             )
         amp = autocast_dtype(self.precision, self.device)
-        raw = score_images(self.model, self.criterion, images.to(self.device, torch.float32), amp)
+        raw = self._score_images(images.to(self.device, torch.float32), amp)
         cal, terms = self.calibration, raw.terms
         heat = anomaly_map(raw.residuals, map_kind or cal.map_kind, cal.map_scales, cal.map_sigma)
         score = image_score(raw, cal.score_kind, map_kind=cal.map_kind, scales=cal.map_scales)
@@ -135,6 +149,23 @@ class Detector:
             raw.output.decoded,
         )
         return detection, raw
+
+    def _score_images(self, images: torch.Tensor, amp: torch.dtype | None) -> RawScores:
+        if not self.compile:
+            return score_images(self.model, self.criterion, images, amp)
+        if self._compiled is None:
+            log.info(
+                "compiling the scoring pass (--compile): the first batch takes a minute or more"
+            )
+            self._compiled = CompiledScoring(self.model, self.criterion)
+        try:
+            return self._compiled(images, amp)
+        except Exception as error:
+            if is_compiler_error(error):
+                raise ConfigError(
+                    compile_advice("--compile", error, "score without --compile")
+                ) from error
+            raise
 
     def map_at(self, anomaly_map: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """Resize maps (B, h, w) to an image's own resolution (bilinear)."""
@@ -166,12 +197,19 @@ class Detector:
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike[str], *, device: str = "cpu", precision: str = "fp32"
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        device: str = "cpu",
+        precision: str = "fp32",
+        compile: bool = False,
     ) -> Detector:
         """Load a model file (or the run directory holding ``model.safetensors``).
 
         ``precision`` ``bf16`` runs the network in bf16 autocast (a CPU needs bf16 instructions);
-        checked here, so a bad one fails before anything is scored.
+        checked here, so a bad one fails before anything is scored. ``compile`` scores through
+        :class:`~piade.inference.scoring.CompiledScoring`: the first batch compiles (about a
+        minute on a 2-core CPU), later ones run faster; for large folders and long jobs.
         """
         from piade.model import build_model
 
@@ -208,7 +246,9 @@ class Detector:
         )
         target = resolve_device(device)
         autocast_dtype(precision, target)  # a ConfigError now rather than at the first image
-        detector = cls(model, criterion, calibration, info=info, precision=precision)
+        detector = cls(
+            model, criterion, calibration, info=info, precision=precision, compile=compile
+        )
         return detector.to(target)
 
 
@@ -235,9 +275,15 @@ def check_images(images: object, size: int) -> None:
         )
 
 
-def load(path: str | os.PathLike[str], *, device: str = "cpu", precision: str = "fp32") -> Detector:
+def load(
+    path: str | os.PathLike[str],
+    *,
+    device: str = "cpu",
+    precision: str = "fp32",
+    compile: bool = False,
+) -> Detector:
     """Load a detector from a model file or a ``piade fit`` output directory."""
-    return Detector.load(path, device=device, precision=precision)
+    return Detector.load(path, device=device, precision=precision, compile=compile)
 
 
 def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

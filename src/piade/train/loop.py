@@ -19,7 +19,8 @@ from piade.errors import ConfigError, PiadeError
 from piade.inference.scoring import score_images
 from piade.losses import LossTerms, ReconstructionLoss
 from piade.preprocess import to_signed
-from piade.runtime import Distributed, autocast, memory_format
+from piade.runtime import Distributed, autocast, memory_format, quiet_compiler_notices
+from piade.runtime import compile_advice as runtime_compile_advice
 from piade.train.checkpoint import CHECKPOINT
 
 log = logging.getLogger(__name__)
@@ -74,27 +75,13 @@ def compiled_loss_terms(mode: str | None) -> Callable[..., LossTerms]:
     """
     if mode is None:
         return loss_terms
-    notices = logging.getLogger("torch.utils.cpp_extension")
-    if not any(isinstance(f, _NoCudaRuntimeNotice) for f in notices.filters):
-        notices.addFilter(_NoCudaRuntimeNotice())
+    quiet_compiler_notices()
     return torch.compile(loss_terms, mode=mode)
-
-
-class _NoCudaRuntimeNotice(logging.Filter):
-    """Drops torch's "No CUDA runtime is found" warning: compiling for the CPU with a CUDA build of
-    PyTorch is normal and needs no CUDA runtime, but the warning reads like an error."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "No CUDA runtime is found" not in record.getMessage()
 
 
 def compile_advice(mode: str | None, error: Exception) -> str:
     """The one-line message for a failed ``torch.compile`` of the training step."""
-    first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-    return (
-        f"--compile {mode} failed ({first}); train without --compile, or install what "
-        "torch.compile needs (a C++ compiler on CPU, Triton on GPU)"
-    )
+    return runtime_compile_advice(f"--compile {mode}", error, "train without --compile")
 
 
 def train_epoch(

@@ -34,6 +34,7 @@ from piade.runtime import (
     Distributed,
     autocast_dtype,
     distributed_context,
+    is_compiler_error,
     memory_format,
     resolve_device,
     seed_everything,
@@ -225,7 +226,7 @@ class _Epochs:
                                amp=self.amp, scaler=self.scaler, forward=self.forward)  # fmt: skip
             check_finite_parameters(self.model)
         except Exception as error:
-            if type(error).__module__.startswith(("torch._dynamo", "torch._inductor")):
+            if is_compiler_error(error):
                 raise ConfigError(compile_advice(cfg.compile, error)) from error
             if not isinstance(error, TrainingError):
                 raise
