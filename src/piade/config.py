@@ -18,29 +18,12 @@ from piade.errors import ConfigError
 
 # The convolution widths of VGG's feature stages ("M": a 2×2 max-pool), Simonyan & Zisserman's
 # configurations A (VGG-11) and D (VGG-16), as torchvision numbers them.
+# fmt: off
 VGG_LAYOUTS: dict[str, list[int | str]] = {
     "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
-    "vgg16": [
-        64,
-        64,
-        "M",
-        128,
-        128,
-        "M",
-        256,
-        256,
-        256,
-        "M",
-        512,
-        512,
-        512,
-        "M",
-        512,
-        512,
-        512,
-        "M",
-    ],
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
 }
+# fmt: on
 PERCEPTUAL_NETWORKS = tuple(VGG_LAYOUTS)
 
 

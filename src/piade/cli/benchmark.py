@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from piade.config import PERCEPTUAL_NETWORKS
 from piade.errors import ConfigError
 from piade.train.config import TrainConfig
 
@@ -72,7 +73,7 @@ def add_parser(verbs: Any, formatter: type[argparse.HelpFormatter]) -> argparse.
     parser.add_argument(
         "--encoder-weights", default=T.encoder_weights, help="piade: none, imagenet or a file"
     )
-    parser.add_argument("--perceptual-net", choices=("vgg11", "vgg16"), default=T.perceptual_net)
+    parser.add_argument("--perceptual-net", choices=PERCEPTUAL_NETWORKS, default=T.perceptual_net)
     parser.add_argument(
         "--perceptual-depth", type=int, default=T.perceptual_depth, help="modules of its features"
     )

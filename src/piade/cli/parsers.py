@@ -11,7 +11,14 @@ from typing import Any
 from piade.cli import benchmark as cli_benchmark
 from piade.cli import serve as cli_serve
 from piade.cli.values import auto_or_number, check_batch_size, positive_int, precise_bn
-from piade.config import DECODER_INITS, MAP_FORMATS, MAP_STYLES, SCORE_KINDS, ModelConfig
+from piade.config import (
+    DECODER_INITS,
+    MAP_FORMATS,
+    MAP_STYLES,
+    PERCEPTUAL_NETWORKS,
+    SCORE_KINDS,
+    ModelConfig,
+)
 from piade.train.config import COMPILE_MODES, TrainConfig
 
 DATASETS = ("mvtec", "cifar10", "coil100", "folder")
@@ -105,7 +112,7 @@ def _fit_flags(parser: argparse.ArgumentParser) -> None:
         default=T.encoder_weights,
         help="backbone weights: none, imagenet (hub cache or download) or a file",
     )
-    train.add_argument("--perceptual-net", choices=("vgg11", "vgg16"), default=T.perceptual_net)
+    train.add_argument("--perceptual-net", choices=PERCEPTUAL_NETWORKS, default=T.perceptual_net)
     train.add_argument(
         "--perceptual-depth",
         type=int,
@@ -220,7 +227,7 @@ def _compile_flag(parser: argparse.ArgumentParser) -> None:
         "--compile",
         action="store_true",
         help="score through torch.compile with the weights frozen: the first batch compiles (about"
-        " a minute on a 2-core CPU), the rest run faster (1.5x at 120 px there); for large folders",
+        " a minute on a 2-core CPU), the rest run 1.2-1.25x faster there; for long jobs only",
     )
 
 

@@ -122,7 +122,7 @@ class CompiledScoring:
 
     Inductor then folds each batch norm into its convolution, lays the weights out once for the
     CPU's convolution kernels and fuses the element-wise work of SSIM and the feature distance:
-    1.5x the eager rate at 120 px on the 2-core development CPU (docs/performance.md). The first
+    1.19-1.25x the eager rate at 120 and 256 px on a 2-core CPU (docs/performance.md). The first
     call compiles (about a minute there) for its batch size; a smaller batch is padded with copies
     of its last image and a larger one scored in slices, so a folder's short last batch costs no
     second compilation. The weights are compiled in as constants: make a new one after changing
