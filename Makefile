@@ -37,7 +37,7 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/latency.py
-	$(BIN)/python benchmarks/predict_e2e.py
+	$(BIN)/python benchmarks/predict_e2e.py --onnx
 
 # Loss terms per epoch against the zero-output and mean-image references, paper-literal settings
 # against the defaults (docs/training.md). Needs real data, e.g.

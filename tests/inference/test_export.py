@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from tests.fakes import TINY_BACKBONE, normal_set
 
 from piade import ModelConfig
 from piade.inference.detector import load
-from piade.inference.export import export_onnx
+from piade.inference.export import OUTPUTS, export_onnx
 from piade.train.config import TrainConfig
 from piade.train.run import fit
 
@@ -31,19 +32,23 @@ def test_onnx_matches_pytorch(tmp_path: Path) -> None:
     )
     detector = load(tmp_path / "run")
     diffs = export_onnx(detector, tmp_path / "model.onnx")
-    assert diffs.keys() == {"reconstruction", "score", "anomaly_map"}
-    assert diffs["score"] <= 1e-4 and diffs["anomaly_map"] <= 1e-4
+    assert diffs.keys() == set(OUTPUTS)
+    assert diffs["score"] <= 1e-4 and diffs["anomaly_map"] <= 1e-4 and diffs["decoded"] == 0
     session = onnxruntime.InferenceSession(
         str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"]
     )
     images = normal_set(5, seed=4).images.float() / 255
-    reconstruction, score, anomaly_map = session.run(None, {"images": images.numpy()})
-    expected = detector.score(images)
-    np.testing.assert_allclose(score, expected.score.numpy(), atol=1e-4)
-    np.testing.assert_allclose(anomaly_map, expected.anomaly_map.numpy(), atol=1e-4)
-    np.testing.assert_allclose(reconstruction, expected.reconstruction.numpy(), atol=1e-4)
+    outputs = dict(
+        zip(OUTPUTS, session.run(list(OUTPUTS), {"images": images.numpy()}), strict=True)
+    )
+    expected = detector.score(images)._asdict()
+    for name in OUTPUTS:
+        np.testing.assert_allclose(outputs[name], expected[name].numpy(), atol=1e-4, err_msg=name)
+    metadata = json.loads(session.get_modelmeta().custom_metadata_map["piade"])
+    assert metadata["image_size"] == 32 and metadata["num_vectors"] == 2
+    assert metadata["calibration"]["threshold"] == detector.calibration.threshold
     assert not list(tmp_path.glob("*.data"))  # one self-contained file
-    assert torch.is_tensor(expected.score)
+    assert torch.is_tensor(expected["score"])
 
     import piade.inference.export
 

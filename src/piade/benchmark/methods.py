@@ -175,7 +175,8 @@ def _run_piade(
     run_dir: Path,
     watch: Stopwatch,
 ) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any], dict[str, np.ndarray]]:
-    from piade.inference.detector import length_columns, load, score_dataset
+    from piade.inference.detector import load, score_dataset
+    from piade.inference.predict import length_columns
     from piade.train.run import fit
 
     epochs = settings.epochs or DEFAULT_EPOCHS["piade"]

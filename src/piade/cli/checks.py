@@ -38,10 +38,12 @@ def describe_os_error(error: OSError) -> str:
 
 def preflight(args: argparse.Namespace) -> None:
     """Check ``--device`` and ``--out`` before any data is read (one clear error, no wasted work)."""
-    from piade.runtime import resolve_device
-
     device = getattr(args, "device", None)
-    if isinstance(device, str):
+    if runs_onnx(args):
+        _check_onnx_flags(args)
+    elif isinstance(device, str):
+        from piade.runtime import resolve_device
+
         _check_device(resolve_device(device), device)
     out = getattr(args, "out", None)
     if isinstance(out, Path):
@@ -57,6 +59,28 @@ def preflight(args: argparse.Namespace) -> None:
             raise ConfigError(
                 f"{out} already holds a piade run ({RUN}); continue it with --resume, or "
                 "choose another --out directory"
+            )
+
+
+def runs_onnx(args: argparse.Namespace) -> bool:
+    """Whether the verb runs an exported ONNX file (``piade predict model.onnx``): no torch."""
+    from piade.inference.portable import is_onnx_path
+
+    return args.verb == "predict" and is_onnx_path(args.model)
+
+
+def _check_onnx_flags(args: argparse.Namespace) -> None:
+    """An ONNX file runs with ONNX Runtime on the CPU, in float32: refuse flags it cannot honour."""
+    if args.device not in ("auto", "cpu"):
+        raise ConfigError(
+            f"--device {args.device}: a .onnx model runs with ONNX Runtime on the CPU; leave "
+            "--device out, or pass the model file (model.safetensors) to run it with PyTorch"
+        )
+    for flag, used in (("--precision bf16", args.precision != "fp32"), ("--compile", args.compile)):
+        if used:
+            raise ConfigError(
+                f"{flag} applies to PyTorch: a .onnx model runs with ONNX Runtime in float32; "
+                f"leave {flag} out, or pass the model file (model.safetensors) instead"
             )
 
 

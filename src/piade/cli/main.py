@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from piade.cli import args as cli_args
-from piade.cli.checks import describe_os_error, preflight
+from piade.cli.checks import describe_os_error, preflight, runs_onnx
 from piade.cli.verbs import HANDLERS
 from piade.errors import PiadeError, printable
 
@@ -33,11 +33,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
+        level=logging.DEBUG if debug else logging.WARNING,  # other libraries: warnings only
         format="%(levelname)s %(name)s: %(message)s",
         handlers=[CurrentStderrHandler()],
         force=True,  # replace the handlers of an earlier call (in-process runs, tests)
     )
+    logging.getLogger("piade").setLevel(logging.DEBUG if debug else logging.INFO)
     verb = next((a for a in argv if a in HANDLERS), "piade")
     try:
         with warnings.catch_warnings():
@@ -45,9 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = cli_args.parse_args(argv)
             args.argv = argv
             preflight(args)
-            from piade.runtime import keep_freed_memory  # torch: not needed before this
+            if not runs_onnx(args):  # ONNX Runtime has its own allocator, and no torch is needed
+                from piade.runtime import keep_freed_memory  # torch: not needed before this
 
-            keep_freed_memory()  # CPU speed: see piade.runtime
+                keep_freed_memory()  # CPU speed: see piade.runtime
             return HANDLERS[args.verb](args)
     except PiadeError as error:
         if debug:

@@ -264,7 +264,11 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     _compile_flag(evaluate)
 
     predict = _verb(verbs, "predict", "score images; write scores.csv and anomaly maps")
-    predict.add_argument("model", help="model file, or the --out directory of 'piade fit'")
+    predict.add_argument(
+        "model",
+        help="model file, the --out directory of 'piade fit', or a .onnx file of 'piade export'"
+        " (run with ONNX Runtime on the CPU, without torch)",
+    )
     predict.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE_OR_DIR")
     predict.add_argument("--out", type=Path, required=True, help="folder for scores.csv and maps")
     predict.add_argument("--batch-size", type=positive_int, default=16)

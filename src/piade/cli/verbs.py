@@ -103,10 +103,18 @@ def _rate(images: int, seconds: float, what: str) -> str:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from piade.inference.detector import load
+    from piade.inference.portable import OnnxDetector, is_onnx_path
     from piade.inference.predict import predict
 
-    detector = load(args.model, device=args.device, precision=args.precision, compile=args.compile)
+    detector: object
+    if is_onnx_path(args.model):
+        detector = OnnxDetector.load(args.model)
+    else:
+        from piade.inference.detector import load
+
+        detector = load(
+            args.model, device=args.device, precision=args.precision, compile=args.compile
+        )
     tic = time.perf_counter()
     summary = predict(
         detector,

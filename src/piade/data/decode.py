@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import io
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from piade.errors import DataError
+
+if TYPE_CHECKING:
+    import torch
 
 RESIZE_METHOD = "torch-bilinear-antialias/nearest-exact"  # part of the disk cache key
 _FIX = (
@@ -150,6 +152,9 @@ def check_mask_size(image_path: str, mask_path: str) -> None:
 
 def resize_image(rgb: np.ndarray, size: int) -> torch.Tensor:
     """RGB uint8 (H, W, 3) -> uint8 (3, size, size), antialiased bilinear, rounded."""
+    import torch  # here: reading files needs no torch (piade.inference.portable)
+    import torch.nn.functional as F
+
     chw = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)  # (3, H, W)
     if chw.shape[-2:] == (size, size):
         return chw.contiguous()
@@ -161,6 +166,9 @@ def resize_image(rgb: np.ndarray, size: int) -> torch.Tensor:
 
 def resize_mask(mask: np.ndarray, size: int) -> torch.Tensor:
     """bool (H, W) -> uint8 (1, size, size) in {0, 1}, nearest sampling at pixel centres."""
+    import torch
+    import torch.nn.functional as F
+
     binary = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.uint8))[None]  # (1, H, W)
     if binary.shape[-2:] == (size, size):
         return binary

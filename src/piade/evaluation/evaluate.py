@@ -15,7 +15,8 @@ import torch
 from piade.data.dataset import ImageSet, stack_images
 from piade.errors import printable
 from piade.evaluation.report import ReportData, write_report
-from piade.inference.detector import Detector, length_columns, score_dataset
+from piade.inference.detector import Detector, score_dataset
+from piade.inference.predict import length_columns
 from piade.metrics import (
     aupro,
     f1_max,

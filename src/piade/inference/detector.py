@@ -290,11 +290,6 @@ def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Ten
     return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-def length_columns(num_vectors: int) -> list[str]:
-    """The CSV columns of the instantiation vectors' lengths: ``length_1`` … ``length_J``."""
-    return [f"length_{j + 1}" for j in range(num_vectors)]
-
-
 def score_dataset(
     detector: Detector, dataset: ImageSet, *, batch_size: int = 32, keep: Sequence[str] = ()
 ) -> dict[str, np.ndarray]:

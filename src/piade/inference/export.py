@@ -2,7 +2,12 @@
 
 The graph takes ``images`` (B, 3, H, W) float32 in [0, 1] at the model's input size (B is dynamic)
 and returns ``reconstruction`` (B, 3, H, W) in [0, 1], ``score`` (B,) — the model file's image score
-(its calibration's ``score_kind``) — and ``anomaly_map`` (B, H, W). After writing, the file is run with ONNX Runtime and compared with
+(its calibration's ``score_kind``) — ``anomaly_map`` (B, H, W), the paper's loss terms ``mse``,
+``perceptual`` and ``ssim`` (B,), the instantiation vectors' ``lengths`` (B, J) and the index of the
+``decoded`` vector (B,). The file's metadata (key :data:`METADATA_KEY`) holds what a runtime needs
+besides the graph: the input size, the preprocessing and the calibration (threshold, normalisation,
+map scale), so :class:`~piade.inference.portable.OnnxDetector` predicts from the file alone, without
+torch. After writing, the file is run with ONNX Runtime and compared with
 PyTorch on uniform noise and on image-like inputs (:func:`check_images`): smooth random images, flat
 images and, when given, the user's own images — the inputs on which a near-tie of the two vector
 lengths or a saturated squash would show a difference that noise hides.
@@ -10,6 +15,8 @@ lengths or a saturated squash would show a difference that noise hides.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 from pathlib import Path
@@ -20,18 +27,28 @@ from torch import nn
 
 from piade.errors import PiadeError
 from piade.inference.detector import Detector
+from piade.inference.portable import METADATA_FORMAT, METADATA_KEY, OUTPUTS
 from piade.inference.scoring import anomaly_map, image_score, score_images
 
 log = logging.getLogger(__name__)
 
-OUTPUTS = ("reconstruction", "score", "anomaly_map")
 # How far ONNX Runtime may stray from PyTorch, relative to each output's largest magnitude (at
 # least 1). The score and the map decide verdicts and locations: 1e-4. The reconstruction is only
 # shown, as an 8-bit picture: 1e-3 is a quarter of one grey level. Float32 round-off grows through
 # batch norms whose training variance is small when an input lies far from the training images
 # (uniform noise on a model with exact batch-norm statistics: 2.7e-4 on the reconstruction, 3e-5
 # on the map).
-TOLERANCES = {"reconstruction": 1e-3, "score": 1e-4, "anomaly_map": 1e-4}
+# The loss terms and lengths: 1e-4 like the score. The decoded vector's index must be the same.
+TOLERANCES = {
+    "reconstruction": 1e-3,
+    "score": 1e-4,
+    "anomaly_map": 1e-4,
+    "mse": 1e-4,
+    "perceptual": 1e-4,
+    "ssim": 1e-4,
+    "lengths": 1e-4,
+    "decoded": 0.0,
+}
 
 
 class ExportError(PiadeError, RuntimeError):
@@ -39,7 +56,7 @@ class ExportError(PiadeError, RuntimeError):
 
 
 class ScoringGraph(nn.Module):
-    """A detector as a plain module: images → (reconstruction, score, anomaly map)."""
+    """A detector as a plain module: images → the :data:`OUTPUTS`, in that order."""
 
     def __init__(self, detector: Detector) -> None:
         super().__init__()
@@ -50,12 +67,40 @@ class ScoringGraph(nn.Module):
         self.score_kind = detector.calibration.score_kind
         self.map_sigma = detector.calibration.map_sigma
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         raw = score_images(self.model, self.criterion, images)
         reconstruction = (raw.output.reconstruction + 1) / 2  # (B, 3, H, W)
         score = image_score(raw, self.score_kind, map_kind=self.map_kind, scales=self.map_scales)
         heat = anomaly_map(raw.residuals, self.map_kind, self.map_scales, self.map_sigma)
-        return reconstruction, score, heat
+        terms, output = raw.terms, raw.output
+        return (
+            reconstruction,
+            score,
+            heat,
+            terms.mse,
+            terms.perceptual,
+            terms.ssim,
+            output.lengths,
+            output.decoded,
+        )
+
+
+def export_metadata(detector: Detector) -> dict[str, object]:
+    """What a runtime needs besides the graph, stored in the file under :data:`METADATA_KEY`."""
+    return {
+        "format": METADATA_FORMAT,
+        "outputs": list(OUTPUTS),
+        "image_size": detector.image_size,
+        "num_vectors": detector.config.num_vectors,
+        "model": detector.config.to_dict(),
+        "calibration": dataclasses.asdict(detector.calibration),
+        "preprocessing": {
+            "color": "RGB",
+            "range": [0.0, 1.0],
+            "resize": "bilinear, antialiased",
+            "layout": "NCHW float32",
+        },
+    }
 
 
 def check_images(size: int, count: int, *, generator: torch.Generator) -> torch.Tensor:
@@ -82,7 +127,7 @@ def export_onnx(
 ) -> dict[str, float]:
     """Write ``path`` and return each output's difference, ONNX Runtime vs PyTorch.
 
-    A difference is the max abs difference over the checks divided by the output's largest
+    The file holds the graph and :func:`export_metadata`. A difference is the max abs difference over the checks divided by the output's largest
     magnitude (at least 1); each must stay within :data:`TOLERANCES`.
 
     The check runs on a batch of ``batch_size + 1`` uniform-noise images, one of 6 image-like inputs
@@ -91,6 +136,7 @@ def export_onnx(
     when a difference exceeds its tolerance.
     """
     try:
+        import onnx
         import onnxruntime
         import onnxscript  # noqa: F401  (the exporter needs it)
     except ImportError as error:
@@ -117,6 +163,9 @@ def export_onnx(
             external_data=False,
             verbose=False,
         )
+    written = onnx.load(str(path))
+    onnx.helper.set_model_props(written, {METADATA_KEY: json.dumps(export_metadata(detector))})
+    onnx.save(written, str(path))
     checks = [
         torch.rand(batch_size + 1, 3, size, size, generator=generator),
         check_images(size, 6, generator=generator),

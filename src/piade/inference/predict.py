@@ -9,6 +9,10 @@ like an unreadable file.
 Each batch of files is decoded and resized on a worker thread while the batch before it is
 scored. Anomaly maps are resized to each image's own resolution and written by
 :class:`~piade.inference.maps.MapWriter`'s threads while the next batch is scored.
+
+The detector is a :class:`~piade.inference.detector.Detector` (a model file, run with PyTorch) or
+an :class:`~piade.inference.portable.OnnxDetector` (an exported file, run with ONNX Runtime); this
+module imports torch only for the former.
 """
 
 from __future__ import annotations
@@ -21,17 +25,20 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from piade.config import MAP_FORMATS, MAP_STYLES
 from piade.data.common import IMAGE_EXTENSIONS, is_image_file
-from piade.data.decode import read_rgb, resize_image
+from piade.data.decode import read_rgb
 from piade.errors import DataError, printable
-from piade.inference.detector import Detector, length_columns
 from piade.inference.maps import MapWriter
+
+if TYPE_CHECKING:
+    from piade.inference.detector import Detector
+    from piade.inference.portable import OnnxDetector
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +56,50 @@ COLUMNS = (
     "map",
     "error",
 )  # and after "decoded", one length_j column per instantiation vector (length_columns)
+
+
+class Scorer(Protocol):
+    """What :func:`predict` needs of a detector, in NumPy (:class:`OnnxDetector` has it)."""
+
+    image_size: int
+    num_vectors: int
+    map_scale: float  # the maps' colour scale
+
+    def score(self, images: np.ndarray) -> dict[str, np.ndarray]: ...
+    def resize(self, rgb: np.ndarray) -> np.ndarray: ...
+    def map_at(self, anomaly_map: np.ndarray, height: int, width: int) -> np.ndarray: ...
+
+
+class TorchScorer:
+    """A :class:`~piade.inference.detector.Detector` seen as a :class:`Scorer`."""
+
+    def __init__(self, detector: Detector) -> None:
+        self.detector = detector
+        self.image_size = detector.image_size
+        self.num_vectors = detector.config.num_vectors
+        self.map_scale = 2 * detector.calibration.map_normal_p99
+
+    def score(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        import torch
+
+        batch = torch.from_numpy(images).to(self.detector.device)
+        return {k: v.cpu().numpy() for k, v in self.detector.score(batch)._asdict().items()}
+
+    def resize(self, rgb: np.ndarray) -> np.ndarray:
+        from piade.data.decode import resize_image
+
+        return resize_image(rgb, self.image_size).numpy()
+
+    def map_at(self, anomaly_map: np.ndarray, height: int, width: int) -> np.ndarray:
+        import torch
+
+        resized = self.detector.map_at(torch.from_numpy(anomaly_map)[None], height, width)
+        return resized[0].numpy()
+
+
+def length_columns(num_vectors: int) -> list[str]:
+    """The CSV columns of the instantiation vectors' lengths: ``length_1`` … ``length_J``."""
+    return [f"length_{j + 1}" for j in range(num_vectors)]
 
 
 @dataclass(frozen=True)
@@ -87,7 +138,7 @@ def _chunks(paths: Iterator[Path], size: int) -> Iterator[list[Path]]:
 
 
 def predict(
-    detector: Detector,
+    detector: Detector | OnnxDetector,
     inputs: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     *,
@@ -101,7 +152,8 @@ def predict(
     ``maps`` (:data:`MAP_STYLES`): ``overlay`` blends each map with its image, ``heatmap`` writes
     the map alone, ``none`` writes no maps (and skips computing them at full resolution).
     ``map_format`` (:data:`MAP_FORMATS`): lossless PNG, or JPEG, much cheaper to write
-    (docs/performance.md).
+    (docs/performance.md). ``detector`` is a :class:`~piade.inference.detector.Detector` or an
+    :class:`~piade.inference.portable.OnnxDetector`.
     """
     if maps not in MAP_STYLES:
         raise DataError(f"maps={maps!r}: use one of {', '.join(MAP_STYLES)}")
@@ -116,22 +168,22 @@ def predict(
             f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in "
             f"{', '.join(map(str, inputs))}; pass image files or folders that hold some"
         )
-    scale = 2 * detector.calibration.map_normal_p99
+    scorer = (
+        cast(Scorer, detector) if _is_scorer(detector) else TorchScorer(cast("Detector", detector))
+    )
     counts = {"scored": 0, "anomalous": 0, "failed": 0}
     csv_path = out / "scores.csv"
     progress = _Progress(len(files))
-    writer_pool = MapWriter(maps_dir, maps, scale, map_format)
+    writer_pool = MapWriter(maps_dir, maps, scorer.map_scale, map_format)
     with csv_path.open("w", newline="", encoding="utf-8") as handle, closing(writer_pool):
         at = COLUMNS.index("decoded") + 1
-        lengths = length_columns(detector.config.num_vectors)
+        lengths = length_columns(scorer.num_vectors)
         writer = csv.DictWriter(handle, fieldnames=[*COLUMNS[:at], *lengths, *COLUMNS[at:]])
         writer.writeheader()
         pool = writer_pool if maps_dir is not None else None
-        for chunk, decoded in _decoded_ahead(
-            detector, files, batch_size, pool is not None, on_error
-        ):
+        for chunk, decoded in _decoded_ahead(scorer, files, batch_size, pool is not None, on_error):
             done = counts["scored"] + counts["failed"]
-            for row in _score_chunk(detector, decoded, done, pool):
+            for row in _score_chunk(scorer, decoded, done, pool):
                 writer.writerow(
                     {k: printable(v) if isinstance(v, str) else v for k, v in row.items()}
                 )
@@ -169,28 +221,28 @@ class _Decoded:
     the model's size, and the originals (kept only to draw the maps)."""
 
     rows: list[dict[str, object]]
-    resized: list[torch.Tensor]
+    resized: list[np.ndarray]  # uint8 (3, S, S)
     originals: list[np.ndarray]
 
 
+def _is_scorer(detector: object) -> bool:
+    return all(hasattr(detector, name) for name in ("resize", "map_scale", "num_vectors"))
+
+
 def _decoded_ahead(
-    detector: Detector, files: list[Path], batch_size: int, keep: bool, on_error: str
+    scorer: Scorer, files: list[Path], batch_size: int, keep: bool, on_error: str
 ) -> Iterator[tuple[list[Path], _Decoded]]:
     """Batches of files, each decoded and resized on a worker thread while the one before it is
     scored (Pillow and torch release the GIL there), so decoding overlaps with the network."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="piade-decode") as reader:
         chunks = _chunks(iter(files), batch_size)
         chunk = next(chunks, None)
-        ahead = (
-            reader.submit(_decode_chunk, detector.image_size, chunk, keep, on_error)
-            if chunk
-            else None
-        )
+        ahead = reader.submit(_decode_chunk, scorer, chunk, keep, on_error) if chunk else None
         while chunk is not None and ahead is not None:
             decoded = ahead.result()
             following = next(chunks, None)
             ahead = (
-                reader.submit(_decode_chunk, detector.image_size, following, keep, on_error)
+                reader.submit(_decode_chunk, scorer, following, keep, on_error)
                 if following
                 else None
             )
@@ -198,7 +250,7 @@ def _decoded_ahead(
             chunk = following
 
 
-def _decode_chunk(size: int, chunk: list[Path], keep: bool, on_error: str) -> _Decoded:
+def _decode_chunk(scorer: Scorer, chunk: list[Path], keep: bool, on_error: str) -> _Decoded:
     """Read and resize one batch of files; unreadable ones get a row with the reason."""
     decoded = _Decoded([], [], [])
     for path in chunk:
@@ -211,34 +263,35 @@ def _decode_chunk(size: int, chunk: list[Path], keep: bool, on_error: str) -> _D
             decoded.rows.append({"path": str(path), "error": str(error)})
             continue
         decoded.rows.append({"path": str(path), "error": ""})
-        decoded.resized.append(resize_image(image, size))
+        decoded.resized.append(scorer.resize(image))
         if keep:
             decoded.originals.append(image)
     return decoded
 
 
 def _score_chunk(
-    detector: Detector, decoded: _Decoded, start: int, maps: MapWriter | None
+    scorer: Scorer, decoded: _Decoded, start: int, maps: MapWriter | None
 ) -> list[dict[str, object]]:
     """Rows for one batch of files: scores, or the reason a file could not be read."""
     rows, resized, originals = decoded.rows, decoded.resized, decoded.originals
     if not resized:
         return rows
-    batch = torch.stack(resized).to(detector.device).float() / 255  # (B, 3, S, S) in [0, 1]
-    result = detector.score(batch)
+    batch = np.stack(resized).astype(np.float32) / 255  # (B, 3, S, S) in [0, 1]
+    result: dict[str, Any] = scorer.score(batch)
     good = [(i, row) for i, row in enumerate(rows) if not row["error"]]
     for k, (i, row) in enumerate(good):
         row |= {
-            name: round(float(getattr(result, name)[k]), 6)
+            name: round(float(result[name][k]), 6)
             for name in ("score", "normalized_score", "mse", "perceptual", "ssim")
         }
-        row |= {"label": int(result.label[k]), "decoded": int(result.decoded[k])}
-        names = length_columns(result.lengths.shape[1])
-        row |= {name: round(float(v), 6) for name, v in zip(names, result.lengths[k], strict=True)}
+        row |= {"label": int(result["label"][k]), "decoded": int(result["decoded"][k])}
+        names = length_columns(result["lengths"].shape[1])
+        lengths = result["lengths"][k]
+        row |= {name: round(float(v), 6) for name, v in zip(names, lengths, strict=True)}
         if maps is not None:
             image = originals[k]
             height, width = image.shape[:2]
-            full = detector.map_at(result.anomaly_map[k : k + 1], height, width)[0]
+            full = scorer.map_at(result["anomaly_map"][k], height, width)
             stem = f"{start + i:06d}_{Path(str(row['path'])).stem}"
-            row["map"] = maps.submit(stem, full.cpu().numpy(), image)
+            row["map"] = maps.submit(stem, full, image)
     return rows
