@@ -63,10 +63,11 @@ def preflight(args: argparse.Namespace) -> None:
 
 
 def runs_onnx(args: argparse.Namespace) -> bool:
-    """Whether the verb runs an exported ONNX file (``piade predict model.onnx``): no torch."""
+    """Whether the verb runs an exported ONNX file (``piade predict`` or ``serve model.onnx``):
+    no torch."""
     from piade.inference.portable import is_onnx_path
 
-    return args.verb == "predict" and is_onnx_path(args.model)
+    return args.verb in ("predict", "serve") and is_onnx_path(args.model)
 
 
 def _check_onnx_flags(args: argparse.Namespace) -> None:
@@ -76,7 +77,11 @@ def _check_onnx_flags(args: argparse.Namespace) -> None:
             f"--device {args.device}: a .onnx model runs with ONNX Runtime on the CPU; leave "
             "--device out, or pass the model file (model.safetensors) to run it with PyTorch"
         )
-    for flag, used in (("--precision bf16", args.precision != "fp32"), ("--compile", args.compile)):
+    torch_only = (
+        ("--precision bf16", args.precision != "fp32"),
+        ("--compile", getattr(args, "compile", False)),
+    )
+    for flag, used in torch_only:
         if used:
             raise ConfigError(
                 f"{flag} applies to PyTorch: a .onnx model runs with ONNX Runtime in float32; "

@@ -27,7 +27,11 @@ def add_parser(
         " docs at /docs (docs/serve.md). Needs the serve extra: pip install 'piade[serve]'.",
         formatter_class=formatter,
     )
-    serve.add_argument("model", help="model file, or the --out directory of 'piade fit'")
+    serve.add_argument(
+        "model",
+        help="model file, the --out directory of 'piade fit', or a .onnx file of 'piade export'"
+        " (run with ONNX Runtime on the CPU, without torch)",
+    )
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 opens it to the network"
     )

@@ -94,6 +94,9 @@ def export_metadata(detector: Detector) -> dict[str, object]:
         "num_vectors": detector.config.num_vectors,
         "model": detector.config.to_dict(),
         "calibration": dataclasses.asdict(detector.calibration),
+        "data": detector.info.get("training", {}).get("data"),  # as fit recorded them
+        "training": detector.info.get("training", {}).get("train"),
+        "loss": detector.info.get("loss"),
         "preprocessing": {
             "color": "RGB",
             "range": [0.0, 1.0],

@@ -106,6 +106,19 @@ class OnnxDetector:
             )
         return cls(session, metadata)
 
+    def about(self) -> dict[str, Any]:
+        """The network, data and training as the exported file records them, and how it runs."""
+        meta = self.metadata
+        return {
+            "config": meta.get("model"),
+            "data": meta.get("data"),
+            "training": meta.get("training"),
+            "loss": meta.get("loss"),
+            "runtime": "onnxruntime",
+            "device": "cpu",
+            "precision": "fp32",
+        }
+
     def score(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Every output of the graph for images (B, 3, S, S) float32 in [0, 1], plus
         ``normalized_score`` (a z-score against held-out normal images) and ``label`` (1 above the

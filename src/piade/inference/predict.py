@@ -18,6 +18,7 @@ module imports torch only for the former.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -59,15 +60,25 @@ COLUMNS = (
 
 
 class Scorer(Protocol):
-    """What :func:`predict` needs of a detector, in NumPy (:class:`OnnxDetector` has it)."""
+    """What :func:`predict` and ``piade serve`` need of a detector, in NumPy
+    (:class:`OnnxDetector` has it; :class:`TorchScorer` gives it to a model file's detector)."""
 
     image_size: int
     num_vectors: int
     map_scale: float  # the maps' colour scale
+    calibration: dict[str, Any]  # the fields of piade.inference.calibration.Calibration
 
     def score(self, images: np.ndarray) -> dict[str, np.ndarray]: ...
     def resize(self, rgb: np.ndarray) -> np.ndarray: ...
     def map_at(self, anomaly_map: np.ndarray, height: int, width: int) -> np.ndarray: ...
+    def about(self) -> dict[str, Any]: ...
+
+
+def as_scorer(detector: Detector | OnnxDetector) -> Scorer:
+    """``detector`` as a :class:`Scorer` (an :class:`OnnxDetector` is one already)."""
+    if all(hasattr(detector, name) for name in ("resize", "map_scale", "about")):
+        return cast(Scorer, detector)
+    return TorchScorer(cast("Detector", detector))
 
 
 class TorchScorer:
@@ -78,6 +89,7 @@ class TorchScorer:
         self.image_size = detector.image_size
         self.num_vectors = detector.config.num_vectors
         self.map_scale = 2 * detector.calibration.map_normal_p99
+        self.calibration = dataclasses.asdict(detector.calibration)
 
     def score(self, images: np.ndarray) -> dict[str, np.ndarray]:
         import torch
@@ -95,6 +107,20 @@ class TorchScorer:
 
         resized = self.detector.map_at(torch.from_numpy(anomaly_map)[None], height, width)
         return resized[0].numpy()
+
+    def about(self) -> dict[str, Any]:
+        """The network, data and training as the model file records them, and how it runs."""
+        detector = self.detector
+        training = detector.info.get("training", {})  # as fit recorded it
+        return {
+            "config": detector.config.to_dict(),
+            "data": training.get("data"),
+            "training": training.get("train"),
+            "loss": detector.info.get("loss"),
+            "runtime": "torch",
+            "device": str(detector.device),
+            "precision": detector.precision,
+        }
 
 
 def length_columns(num_vectors: int) -> list[str]:
@@ -168,9 +194,7 @@ def predict(
             f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in "
             f"{', '.join(map(str, inputs))}; pass image files or folders that hold some"
         )
-    scorer = (
-        cast(Scorer, detector) if _is_scorer(detector) else TorchScorer(cast("Detector", detector))
-    )
+    scorer = as_scorer(detector)
     counts = {"scored": 0, "anomalous": 0, "failed": 0}
     csv_path = out / "scores.csv"
     progress = _Progress(len(files))
@@ -223,10 +247,6 @@ class _Decoded:
     rows: list[dict[str, object]]
     resized: list[np.ndarray]  # uint8 (3, S, S)
     originals: list[np.ndarray]
-
-
-def _is_scorer(detector: object) -> bool:
-    return all(hasattr(detector, name) for name in ("resize", "map_scale", "num_vectors"))
 
 
 def _decoded_ahead(

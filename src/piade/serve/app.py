@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from fastapi import FastAPI, Query, Request
@@ -32,14 +32,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from piade.data.decode import resize_image
-from piade.inference.detector import Detector
 from piade.inference.maps import PNG_LEVEL, map_image
+from piade.inference.predict import as_scorer
 from piade.serve.batcher import MicroBatcher, Scored
 from piade.serve.guard import Guard, Telemetry
 from piade.serve.pages import IMAGES, ONE_IMAGE, add_pages
 from piade.serve.uploads import Upload, UploadError, decode_upload, read_uploads
 from piade.version import __version__
+
+if TYPE_CHECKING:
+    from piade.inference.detector import Detector
+    from piade.inference.portable import OnnxDetector
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +72,11 @@ def model_id(path: str | Path) -> str:
     return f"sha256:{digest.hexdigest()[:16]}"
 
 
-def create_app(detector: Detector, *, model_id: str, settings: ServeSettings) -> FastAPI:
-    """The app serving ``detector``; ``model_id`` identifies its model file in every answer."""
+def create_app(
+    detector: Detector | OnnxDetector, *, model_id: str, settings: ServeSettings
+) -> FastAPI:
+    """The app serving ``detector`` (a model file's, or an exported .onnx file's); ``model_id``
+    identifies its file in every answer."""
     service = _Service(detector, model_id, settings)
 
     @asynccontextmanager
@@ -100,16 +106,18 @@ def create_app(detector: Detector, *, model_id: str, settings: ServeSettings) ->
 class _Service:
     """What the routes share: the detector, its micro-batcher, the metrics and the settings."""
 
-    def __init__(self, detector: Detector, model_id: str, settings: ServeSettings) -> None:
-        self.detector = detector
+    def __init__(
+        self, detector: Detector | OnnxDetector, model_id: str, settings: ServeSettings
+    ) -> None:
+        self.scorer = as_scorer(detector)
         self.model_id = model_id
         self.settings = settings
         self.batcher = MicroBatcher(
-            detector, max_batch=settings.batch_size, window_s=settings.batch_window_ms / 1000
+            self.scorer, max_batch=settings.batch_size, window_s=settings.batch_window_ms / 1000
         )
         self.telemetry = Telemetry(ROUTES)
         self.limit = int(settings.max_image_mb * 2**20)  # bytes in one image upload
-        self.cal = detector.calibration
+        self.cal = self.scorer.calibration
 
     def describe(self, scored: Scored, rgb: np.ndarray, name: str, start: float) -> dict[str, Any]:
         """One image's answer."""
@@ -120,8 +128,8 @@ class _Service:
             "normalized_score": scored.normalized_score,
             "label": "anomalous" if anomalous else "normal",
             "anomalous": anomalous,
-            "threshold": self.cal.threshold,
-            "score_kind": self.cal.score_kind,
+            "threshold": self.cal["threshold"],
+            "score_kind": self.cal["score_kind"],
             "terms": {"mse": scored.mse, "perceptual": scored.perceptual, "ssim": scored.ssim},
             "decoded_vector": scored.decoded,
             "width": int(rgb.shape[1]),
@@ -134,7 +142,7 @@ class _Service:
     async def score(self, upload: Upload) -> tuple[Scored, np.ndarray]:
         """Decode, resize and score one upload (with whatever else arrives meanwhile)."""
         rgb = await run_in_threadpool(decode_upload, upload)
-        resized = await run_in_threadpool(resize_image, rgb, self.detector.image_size)
+        resized = await run_in_threadpool(self.scorer.resize, rgb)
         scored = await self.batcher.score(resized)
         self.telemetry.images.inc()
         self.telemetry.batch.observe(scored.batch_size)
@@ -143,30 +151,30 @@ class _Service:
     def map_png(self, scored: Scored, rgb: np.ndarray, style: MapStyle) -> bytes:
         """The anomaly map at the image's own size, over the image or alone, as PNG bytes."""
         height, width = rgb.shape[:2]
-        full = self.detector.map_at(scored.anomaly_map[None], height, width)[0].numpy()
-        picture = map_image(full, rgb if style == "overlay" else None, 2 * self.cal.map_normal_p99)
+        full = self.scorer.map_at(scored.anomaly_map, height, width)
+        picture = map_image(full, rgb if style == "overlay" else None, self.scorer.map_scale)
         buffer = io.BytesIO()
         picture.save(buffer, format="PNG", compress_level=PNG_LEVEL)
         return buffer.getvalue()
 
     def model_info(self) -> dict[str, Any]:
         """What ``GET /v1/model`` answers."""
-        detector, cal, settings = self.detector, self.cal, self.settings
-        training = detector.info.get("training", {})  # as fit recorded it
+        cal, settings, about = self.cal, self.settings, self.scorer.about()
         return {
             "model_id": self.model_id,
             "piade_version": __version__,
-            "image_size": detector.image_size,
-            "config": detector.config.to_dict(),
-            "calibration": dataclasses.asdict(cal),
+            "image_size": self.scorer.image_size,
+            "config": about["config"],
+            "calibration": cal,
             "threshold_explained": explain_threshold(
-                cal.threshold, cal.threshold_method, cal.n_images
+                cal["threshold"], cal["threshold_method"], cal["n_images"]
             ),
-            "data": training.get("data"),
-            "training": training.get("train"),
-            "loss": detector.info.get("loss"),
-            "device": str(detector.device),
-            "precision": detector.precision,
+            "data": about["data"],
+            "training": about["training"],
+            "loss": about["loss"],
+            "runtime": about["runtime"],
+            "device": about["device"],
+            "precision": about["precision"],
             "serving": {
                 "batch_size": settings.batch_size,
                 "batch_window_ms": settings.batch_window_ms,

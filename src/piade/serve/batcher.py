@@ -15,9 +15,9 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import torch
+import numpy as np
 
-from piade.inference.detector import Detector
+from piade.inference.predict import Scorer
 
 log = logging.getLogger(__name__)
 
@@ -34,21 +34,21 @@ class Scored:
     perceptual: float
     ssim: float
     decoded: int
-    anomaly_map: torch.Tensor
+    anomaly_map: np.ndarray  # float32 (h, w)
     batch_size: int  # how many images were scored together with this one
 
 
 @dataclass
 class _Job:
-    image: torch.Tensor  # (3, S, S) uint8
+    image: np.ndarray  # (3, S, S) uint8
     future: asyncio.Future[Scored]
 
 
 class MicroBatcher:
     """Scores images for concurrent requests in batches of up to ``max_batch``."""
 
-    def __init__(self, detector: Detector, *, max_batch: int, window_s: float) -> None:
-        self.detector, self.max_batch, self.window_s = detector, max_batch, window_s
+    def __init__(self, scorer: Scorer, *, max_batch: int, window_s: float) -> None:
+        self.scorer, self.max_batch, self.window_s = scorer, max_batch, window_s
         self.batches = 0  # how many batches were scored, and how many images in all
         self.images = 0
         self._queue: asyncio.Queue[_Job] | None = None
@@ -65,7 +65,7 @@ class MicroBatcher:
             await asyncio.gather(self._task, return_exceptions=True)
         self._thread.shutdown(wait=True, cancel_futures=True)
 
-    async def score(self, image: torch.Tensor) -> Scored:
+    async def score(self, image: np.ndarray) -> Scored:
         """Score one image (3, S, S) uint8 with whatever else is waiting."""
         assert self._queue is not None, "start() the batcher first"
         future: asyncio.Future[Scored] = asyncio.get_running_loop().create_future()
@@ -102,19 +102,19 @@ class MicroBatcher:
                     job.future.set_result(result)
 
     def _score(self, jobs: list[_Job]) -> list[Scored]:
-        batch = torch.stack([job.image for job in jobs]).to(self.detector.device).float() / 255
-        found = self.detector.score(batch)
+        batch = np.stack([job.image for job in jobs]).astype(np.float32) / 255
+        found = self.scorer.score(batch)
         self.batches, self.images = self.batches + 1, self.images + len(jobs)
         return [
             Scored(
-                score=float(found.score[k]),
-                normalized_score=float(found.normalized_score[k]),
-                label=int(found.label[k]),
-                mse=float(found.mse[k]),
-                perceptual=float(found.perceptual[k]),
-                ssim=float(found.ssim[k]),
-                decoded=int(found.decoded[k]),
-                anomaly_map=found.anomaly_map[k].cpu(),
+                score=float(found["score"][k]),
+                normalized_score=float(found["normalized_score"][k]),
+                label=int(found["label"][k]),
+                mse=float(found["mse"][k]),
+                perceptual=float(found["perceptual"][k]),
+                ssim=float(found["ssim"][k]),
+                decoded=int(found["decoded"][k]),
+                anomaly_map=found["anomaly_map"][k],
                 batch_size=len(jobs),
             )
             for k in range(len(jobs))

@@ -19,6 +19,8 @@ from piade.errors import ConfigError
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from piade.inference.detector import Detector
+    from piade.inference.portable import OnnxDetector
     from piade.serve.app import ServeSettings
 
 SETTINGS_ENV = "PIADE_SERVE_SETTINGS"  # JSON: model, device, precision and ServeSettings
@@ -44,18 +46,26 @@ def read_token(path: Path) -> str:
 
 
 def build_app(spec: dict[str, Any]) -> FastAPI:
-    """The app for ``spec`` (model path, device, precision, settings): loads the model file."""
-    from piade.inference.detector import load
-    from piade.inference.modelfile import resolve_model_path
+    """The app for ``spec`` (model path, device, precision, settings): loads the model file, or
+    the .onnx file ``piade export`` wrote."""
+    from piade.inference.portable import OnnxDetector, is_onnx_path
     from piade.serve.app import ServeSettings, create_app, model_id
 
     threads = spec.get("threads")
-    if isinstance(threads, int):  # several workers share the cores instead of each taking all
-        import torch
+    detector: Detector | OnnxDetector
+    if is_onnx_path(str(spec["model"])):  # ONNX Runtime on the CPU; torch is never imported
+        path = Path(str(spec["model"]))
+        detector = OnnxDetector.load(path, threads=threads if isinstance(threads, int) else 0)
+    else:
+        from piade.inference.detector import load
+        from piade.inference.modelfile import resolve_model_path
 
-        torch.set_num_threads(threads)
-    path = resolve_model_path(str(spec["model"]))
-    detector = load(path, device=str(spec["device"]), precision=str(spec["precision"]))
+        if isinstance(threads, int):  # several workers share the cores instead of each taking all
+            import torch
+
+            torch.set_num_threads(threads)
+        path = resolve_model_path(str(spec["model"]))
+        detector = load(path, device=str(spec["device"]), precision=str(spec["precision"]))
     settings = ServeSettings(**spec["settings"])
     return create_app(detector, model_id=model_id(path), settings=settings)
 
