@@ -101,13 +101,18 @@ def test_ocsvm_subspace_script_reports_every_score(tmp_path: Path) -> None:
 
 
 def test_predict_e2e_prints_every_rate_beside_the_model_only_rate() -> None:
-    args = ["--count", "3", "--side", "48", "--size", "32", "--repeats", "1", "--batch-size", "2"]
+    pytest.importorskip("onnxscript")
+    args = ["--count", "3", "--side", "48", "--size", "32", "--repeats", "1", "--batch-size", "2",
+            "--onnx"]  # fmt: skip
     setup, *records = _run("predict_e2e.py", *args)
     assert setup["setup"]["images"] == 3 and setup["setup"]["model_px"] == 32
     names = [r["what"] for r in records]
-    assert names == ["model only", "piade predict --maps overlay",
-                     "piade predict --maps overlay --map-format jpg", "piade predict --maps heatmap",
-                     "piade predict --maps heatmap --map-format jpg", "piade predict --maps none",
-                     "piade --help", "piade predict (1 image)"]  # fmt: skip
-    assert all("images_per_s_after_start_up" in r for r in records[1:6])
+    variants = ["--maps overlay", "--maps overlay --map-format jpg", "--maps heatmap",
+                "--maps heatmap --map-format jpg", "--maps none"]  # fmt: skip
+    assert names == [
+        "model only", *(f"piade predict {v}" for v in variants), "piade predict (1 image)",
+        "onnx model only", *(f"piade predict onnx {v}" for v in variants),
+        "piade predict onnx (1 image)", "piade --help",
+    ]  # fmt: skip
+    assert all("images_per_s_after_start_up" in r for r in records[1:6] + records[8:13])
     assert all(r.get("images_per_s", 1) > 0 and r.get("seconds", 1) > 0 for r in records)
