@@ -57,7 +57,7 @@ def keep_freed_memory(enable: bool = True) -> bool:
     above 2 GiB free (``M_TRIM_THRESHOLD``) made CPU training about 1.6x faster at 120 px on the
     development machine (docs/performance.md). The setting is process-wide and the process keeps
     its peak memory until it exits, so the ``piade`` command turns it on and library users opt in;
-    ``enable=False`` restores glibc's defaults. Returns False (and does nothing) where the C library
+    ``enable=False`` restores glibc's defaults and returns the kept free memory (``malloc_trim``). Returns False (and does nothing) where the C library
     is not glibc, or when the environment sets ``PIADE_MALLOC=default``.
     """
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
@@ -66,7 +66,10 @@ def keep_freed_memory(enable: bool = True) -> bool:
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     values = {M_MMAP_MAX: 0, M_TRIM_THRESHOLD: 2**31 - 1} if enable else GLIBC_DEFAULTS
-    return all(libc.mallopt(option, value) == 1 for option, value in values.items())
+    done = all(libc.mallopt(option, value) == 1 for option, value in values.items())
+    if not enable:  # give back what the setting kept: later large blocks are mapped afresh again
+        libc.malloc_trim(0)
+    return done
 
 
 def memory_format(device: torch.device) -> torch.memory_format:
