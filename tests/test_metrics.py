@@ -16,9 +16,11 @@ from sklearn import metrics as skm
 
 from piade.metrics import (
     aupro,
+    auroc_interval_from_counts,
     f1_max,
     group_statistics,
     image_auroc,
+    image_auroc_interval,
     pixel_auroc,
     pro_curve,
     roc_curve,
@@ -431,3 +433,74 @@ def test_group_statistics_split_a_group_with_both_labels_and_need_no_threshold()
     assert [r["image_auroc"] for r in only_anomalous] == [None, None]
     with pytest.raises(ValueError, match="2 groups for 3 images"):
         group_statistics([0, 1, 1], [0.1, 0.2, 0.3], ["a", "b"])
+
+
+# ---------------------------------------------------------------- AUROC intervals
+
+
+def brute_force_delong(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """DeLong's AUROC and standard error from the full pairwise comparison matrix."""
+    anomalous, normal = scores[labels == 1], scores[labels == 0]
+    pairs = (anomalous[:, None] > normal[None]) + 0.5 * (anomalous[:, None] == normal[None])
+    variance = pairs.mean(1).var(ddof=1) / len(anomalous) + pairs.mean(0).var(ddof=1) / len(normal)
+    return float(pairs.mean()), math.sqrt(variance)
+
+
+def logit_interval(auroc: float, se: float, z: float = 1.959963984540054) -> tuple[float, float]:
+    logit, half = math.log(auroc / (1 - auroc)), z * se / (auroc * (1 - auroc))
+    return 1 / (1 + math.exp(-(logit - half))), 1 / (1 + math.exp(-(logit + half)))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_auroc_interval_is_delongs_from_all_pairs(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    labels = np.r_[np.zeros(20), np.ones(63)].astype(int)
+    scores = np.round(rng.normal(size=83) + 1.5 * labels, 1)  # rounded: many ties
+    auroc, se = brute_force_delong(labels, scores)
+    assert auroc == pytest.approx(image_auroc(labels, scores), abs=1e-12)
+    assert image_auroc_interval(labels, scores) == pytest.approx(
+        logit_interval(auroc, se), abs=1e-12
+    )
+    low, high = image_auroc_interval(labels, scores, level=0.5)
+    assert logit_interval(auroc, se, z=0.6744897501960817) == pytest.approx((low, high), abs=1e-12)
+
+
+def test_auroc_interval_covers_the_true_auroc_as_often_as_it_says() -> None:
+    """400 test sets of bottle's size from a binormal model whose AUROC is Φ(2.2 / √2) = 0.94."""
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.zeros(20), np.ones(63)].astype(int)
+    true = 0.5 * (1 + math.erf(2.2 / 2))
+    covered = [
+        low <= true <= high
+        for low, high in (
+            image_auroc_interval(labels, rng.normal(size=83) + 2.2 * labels) for _ in range(400)
+        )
+    ]
+    assert 0.91 <= np.mean(covered) <= 0.98
+
+
+def test_auroc_interval_edge_cases() -> None:
+    assert image_auroc_interval([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == (1.0, 1.0)
+    assert image_auroc_interval([0, 0, 1, 1], [0.8, 0.9, 0.1, 0.2]) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="at least two normal and two anomalous"):
+        image_auroc_interval([0, 1, 1], [0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="level must lie in"):
+        image_auroc_interval([0, 0, 1, 1], [0.1, 0.3, 0.2, 0.9], level=95)
+
+
+def test_auroc_interval_from_counts_is_hanley_and_mcneils() -> None:
+    # Hanley & McNeil (1982), A = 0.9 with 50 normal and 50 anomalous images:
+    # Q1 = 0.9 / 1.1, Q2 = 1.62 / 1.9, SE = sqrt((0.09 + 49 (Q1 - 0.81) + 49 (Q2 - 0.81)) / 2500)
+    se = math.sqrt((0.09 + 49 * (0.9 / 1.1 - 0.81) + 49 * (1.62 / 1.9 - 0.81)) / 2500)
+    assert se == pytest.approx(0.0321, abs=5e-5)
+    assert auroc_interval_from_counts(0.9, 50, 50) == pytest.approx(logit_interval(0.9, se))
+    assert auroc_interval_from_counts(1.0, 14, 14) == (1.0, 1.0)
+    # close to DeLong's on a large binormal test set
+    rng = np.random.default_rng(1)
+    labels = np.r_[np.zeros(400), np.ones(400)].astype(int)
+    scores = rng.normal(size=800) + 1.8 * labels
+    from_scores = image_auroc_interval(labels, scores)
+    from_counts = auroc_interval_from_counts(image_auroc(labels, scores), 400, 400)
+    assert from_counts == pytest.approx(from_scores, abs=0.005)
+    with pytest.raises(ValueError, match="lies in"):
+        auroc_interval_from_counts(1.2, 10, 10)

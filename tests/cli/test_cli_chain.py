@@ -74,6 +74,8 @@ def test_evaluate_detects_easy_anomalies(
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_normal"] == 8 and metrics["n_anomalous"] == 8
     assert metrics["image_auroc"] >= 0.9
+    low, high = metrics["image_auroc_interval"]  # DeLong's 95 % interval
+    assert 0 <= low <= metrics["image_auroc"] <= high <= 1
     assert metrics["pixel_auroc"] >= 0.8 and metrics["aupro"] is not None
     assert 0 <= metrics["f1_max"] <= 1
     vectors = metrics["vectors"]  # decoded counts and length spread per true class
@@ -101,6 +103,8 @@ def test_evaluate_detects_easy_anomalies(
     assert len(rows) == 16 and all(0 < float(r["length_1"]) < 1 for r in rows)
     printed = capsys.readouterr().out
     assert "image_auroc" in printed
+    assert re.search(r"^image_auroc +[0-9.]+  \(95 % interval [0-9.]+-[0-9.]+\)$", printed, re.M)
+    assert "image_auroc 95 % interval (DeLong)" in (out / "report.html").read_text()
     assert re.search(r"^  good +normal +\d+/8 flagged$", printed, re.M)
     assert re.search(r"^[0-9.]+ images/s \(16 images read, scored and reported in", printed, re.M)
 

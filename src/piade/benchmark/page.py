@@ -7,6 +7,7 @@ hardware and the comparison with the paper. Only the prose around them is writte
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from piade.benchmark.tables import (
     render_pixel_table,
     render_warnings,
 )
+from piade.metrics import auroc_interval_from_counts, auroc_standard_error_from_counts
 
 SUITE_TITLES = {
     "mvtec": "MVTec AD (paper Table 3)",
@@ -160,11 +162,56 @@ def _comparison(tables: dict[str, Any]) -> str:
             continue
         gap = ours - theirs
         word = "below" if gap < 0 else "above"
+        interval = mean_interval(tables, method)
+        spread = ""
+        if interval is not None:
+            low, high = interval
+            where = "inside" if low <= theirs <= high else "outside"
+            spread = (
+                f" (95 % interval from the test set's size, {low:.3f}–{high:.3f}: the paper's "
+                f"figure lies {where} it)"
+            )
         sentences.append(
             f"- `{method}`: mean image AUROC {ours:.3f} here against {theirs:.3f} in the paper's "
-            f'column "{column}" on the same classes: {abs(gap):.3f} {word} it.'
+            f'column "{column}" on the same classes: {abs(gap):.3f} {word} it{spread}.'
         )
     return "\n" + "\n".join(sentences) + "\n" if sentences else ""
+
+
+def mean_interval(
+    tables: dict[str, Any], method: str, level: float = 0.95
+) -> tuple[float, float] | None:
+    """A ``level`` interval for ``method``'s mean image AUROC over the classes of ``tables`` (as a
+    ``results.json`` holds them, with its ``runs``), from each class's test-set counts alone (Hanley and McNeil's standard error; the files keep no scores).
+
+    One class: that class's interval on the logit scale (:func:`auroc_interval_from_counts`). Several:
+    the mean ± z·sqrt(Σ se²) / k, the classes' test sets taken as independent. It measures how
+    much the test images' sampling moves the figure, not how much a training seed does. None when a
+    class's counts are missing (files written before they were recorded).
+    """
+    values, errors, counts = [], [], []
+    for row in tables["image_auroc"]["rows"]:
+        auroc = row.get(method)
+        if auroc is None:
+            continue
+        runs = [r for r in tables["runs"] if r["method"] == method and r["class"] == row["class"]]
+        metrics = runs[0]["metrics"] if runs else {}
+        if not metrics.get("n_normal") or not metrics.get("n_anomalous"):
+            return None
+        values.append(auroc)
+        counts.append((metrics["n_normal"], metrics["n_anomalous"]))
+        errors.append(auroc_standard_error_from_counts(auroc, *counts[-1]))
+    if not values:
+        return None
+    if len(values) == 1:
+        return auroc_interval_from_counts(values[0], *counts[0], level=level)
+    from scipy import stats
+
+    half = (
+        float(stats.norm.ppf((1 + level) / 2)) * math.sqrt(sum(e * e for e in errors)) / len(errors)
+    )
+    centre = statistics.fmean(values)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _cost_summary(runs: Sequence[dict[str, Any]]) -> str:

@@ -84,7 +84,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     )
     for key in ("image_auroc", "pixel_auroc", "aupro", "f1_max", "n_normal", "n_anomalous"):
         value = metrics[key]
-        print(f"{key:12s} {'n/a' if value is None else round(value, 4)}")
+        interval = metrics["image_auroc_interval"] if key == "image_auroc" else None
+        within = f"  (95 % interval {interval[0]:.4f}-{interval[1]:.4f})" if interval else ""
+        print(f"{key:12s} {'n/a' if value is None else round(value, 4)}{within}")
     groups = metrics["groups"] or []
     if 1 < len(groups) <= MAX_PRINTED_GROUPS:
         print("by group (flagged: scored above the threshold; AUROC against all normal images):")

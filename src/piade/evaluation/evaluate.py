@@ -22,6 +22,7 @@ from piade.metrics import (
     f1_max,
     group_statistics,
     image_auroc,
+    image_auroc_interval,
     pixel_auroc,
     vector_statistics,
 )
@@ -42,13 +43,18 @@ def dataset_masks(dataset: ImageSet) -> np.ndarray | None:
 
 def compute_metrics(
     labels: np.ndarray, scores: np.ndarray, maps: np.ndarray | None, masks: np.ndarray | None
-) -> dict[str, float | int | None]:
-    """Image AUROC, F1-max, and (with masks and both classes) pixel AUROC and AUPRO."""
+) -> dict[str, Any]:
+    """Image AUROC with its 95 % interval (DeLong's, with two or more images of each class), F1-max,
+    and (with masks and both classes) pixel AUROC and AUPRO."""
     both = 0 < labels.sum() < len(labels)
-    metrics: dict[str, float | int | None] = {
-        "n_normal": int((labels == 0).sum()),
-        "n_anomalous": int((labels == 1).sum()),
+    n_normal, n_anomalous = int((labels == 0).sum()), int((labels == 1).sum())
+    metrics: dict[str, Any] = {
+        "n_normal": n_normal,
+        "n_anomalous": n_anomalous,
         "image_auroc": image_auroc(labels, scores) if both else None,
+        "image_auroc_interval": list(image_auroc_interval(labels, scores))
+        if min(n_normal, n_anomalous) >= 2
+        else None,
         "f1_max": f1_max(labels, scores)[0] if both else None,
         "pixel_auroc": None,
         "aupro": None,
@@ -166,4 +172,11 @@ def _write_scores(
 
 
 def _printable(metrics: dict[str, Any]) -> dict[str, float | int | str | None]:
-    return {k: v for k, v in metrics.items() if v is None or isinstance(v, float | int | str)}
+    shown: dict[str, float | int | str | None] = {}
+    for key, value in metrics.items():
+        if value is None or isinstance(value, float | int | str):
+            shown[key] = value
+        if key == "image_auroc" and metrics.get("image_auroc_interval"):
+            low, high = metrics["image_auroc_interval"]
+            shown["image_auroc 95 % interval (DeLong)"] = f"{low:.4f} – {high:.4f}"
+    return shown
