@@ -13,6 +13,7 @@ Pixel metrics take ground-truth ``masks`` and anomaly ``maps`` of shape (N, H, W
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ __all__ = [
     "group_statistics",
     "image_auroc",
     "image_auroc_interval",
+    "mean_auroc_interval",
     "pixel_auroc",
     "pro_curve",
     "roc_curve",
@@ -202,15 +204,42 @@ def auroc_interval_from_counts(
     return _logit_interval(auroc, se, level)
 
 
-def _logit_interval(centre: float, standard_error: float, level: float) -> tuple[float, float]:
-    """``centre ± z·se`` on the logit scale (the delta method), mapped back into (0, 1)."""
+def mean_auroc_interval(
+    results: Sequence[tuple[float, int, int]], *, level: float = 0.95
+) -> tuple[float, float]:
+    """A confidence interval for the mean of several classes' AUROCs, each ``(auroc, n_normal,
+    n_anomalous)``, from their test sets' sizes alone.
+
+    One class: :func:`auroc_interval_from_counts`. Several: ``mean ± z·sqrt(Σ se²) / k`` with each
+    class's Hanley-McNeil standard error, the test sets taken as independent, clipped to [0, 1].
+    """
+    if not results:
+        raise ValueError("a mean AUROC interval needs at least one class")
+    if len(results) == 1:
+        return auroc_interval_from_counts(*results[0], level=level)
+    errors = [auroc_standard_error_from_counts(*r) for r in results]
+    half = _z(level) * float(np.sqrt(sum(e * e for e in errors))) / len(results)
+    centre = float(np.mean([r[0] for r in results]))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _z(level: float) -> float:
+    """The standard normal quantile of a two-sided ``level`` interval."""
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), e.g. 0.95; got {level}")
+    from scipy import stats
+
+    return float(stats.norm.ppf((1 + level) / 2))
+
+
+def _logit_interval(centre: float, standard_error: float, level: float) -> tuple[float, float]:
+    """``centre ± z·se`` on the logit scale (the delta method), mapped back into (0, 1)."""
+    z = _z(level)
     if centre in (0.0, 1.0):
         return centre, centre
-    from scipy import special, stats
+    from scipy import special
 
-    half = float(stats.norm.ppf((1 + level) / 2)) * standard_error / (centre * (1 - centre))
+    half = z * standard_error / (centre * (1 - centre))
     logit = float(special.logit(centre))
     return float(special.expit(logit - half)), float(special.expit(logit + half))
 

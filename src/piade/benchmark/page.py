@@ -7,7 +7,6 @@ hardware and the comparison with the paper. Only the prose around them is writte
 from __future__ import annotations
 
 import json
-import math
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ from piade.benchmark.tables import (
     render_pixel_table,
     render_warnings,
 )
-from piade.metrics import auroc_interval_from_counts, auroc_standard_error_from_counts
+from piade.metrics import mean_auroc_interval
 
 SUITE_TITLES = {
     "mvtec": "MVTec AD (paper Table 3)",
@@ -182,36 +181,21 @@ def mean_interval(
     tables: dict[str, Any], method: str, level: float = 0.95
 ) -> tuple[float, float] | None:
     """A ``level`` interval for ``method``'s mean image AUROC over the classes of ``tables`` (as a
-    ``results.json`` holds them, with its ``runs``), from each class's test-set counts alone (Hanley and McNeil's standard error; the files keep no scores).
-
-    One class: that class's interval on the logit scale (:func:`auroc_interval_from_counts`). Several:
-    the mean ± z·sqrt(Σ se²) / k, the classes' test sets taken as independent. It measures how
-    much the test images' sampling moves the figure, not how much a training seed does. None when a
-    class's counts are missing (files written before they were recorded).
+    ``results.json`` holds them, with its ``runs``), from each class's test-set counts alone: the
+    files keep no scores (:func:`piade.metrics.mean_auroc_interval`). It measures how much the
+    test images' sampling moves the figure, not how much a training seed does. None when a class's
+    counts are missing (files written before they were recorded).
     """
-    values, errors, counts = [], [], []
+    results = []
     for row in tables["image_auroc"]["rows"]:
-        auroc = row.get(method)
-        if auroc is None:
+        if row.get(method) is None:
             continue
         runs = [r for r in tables["runs"] if r["method"] == method and r["class"] == row["class"]]
         metrics = runs[0]["metrics"] if runs else {}
         if not metrics.get("n_normal") or not metrics.get("n_anomalous"):
             return None
-        values.append(auroc)
-        counts.append((metrics["n_normal"], metrics["n_anomalous"]))
-        errors.append(auroc_standard_error_from_counts(auroc, *counts[-1]))
-    if not values:
-        return None
-    if len(values) == 1:
-        return auroc_interval_from_counts(values[0], *counts[0], level=level)
-    from scipy import stats
-
-    half = (
-        float(stats.norm.ppf((1 + level) / 2)) * math.sqrt(sum(e * e for e in errors)) / len(errors)
-    )
-    centre = statistics.fmean(values)
-    return max(0.0, centre - half), min(1.0, centre + half)
+        results.append((row[method], metrics["n_normal"], metrics["n_anomalous"]))
+    return mean_auroc_interval(results, level=level) if results else None
 
 
 def _cost_summary(runs: Sequence[dict[str, Any]]) -> str:
