@@ -6,7 +6,15 @@ term divided by its mean on held-out normal images, the maximum and top-1 % mean
 anomaly map, the top-1 % mean of the smoothed ImageNet-feature residual) and ranked by image
 AUROC against the labels, and so is each of the paper's three loss terms alone and each
 instantiation vector's length. The scores need no retraining: they differ only after the
-network. Prints one JSON line, then a table::
+network.
+
+It also asks how much of the paper's score is the image's own complexity rather than its
+anomaly: each image's high-frequency energy (the mean squared difference between the image and
+its Gaussian blur of sigma = 1 pixel, at the model's input size) is ranked as a score on its own,
+its Spearman correlation with the paper's score is printed, and so is the AUROC of the paper's
+score corrected for it, log(loss) - beta * log(complexity), with beta the least-squares slope of
+log(loss) on log(complexity) over the normal *training* images (no test label is used). Prints
+one JSON line, then a table::
 
     python benchmarks/image_scores.py runs/bottle --data mvtec --root ../shared/data/mvtec_ad \\
         --category bottle
@@ -18,20 +26,49 @@ import argparse
 import json
 
 import numpy as np
+import torch
+from scipy.stats import spearmanr
+from torchvision.transforms.functional import gaussian_blur
 
 from piade.cli.args import datasets, parse_args
 from piade.config import SCORE_KINDS
+from piade.data.dataset import stack_images
 from piade.inference.detector import load, score_dataset
 from piade.metrics import image_auroc
+
+
+def complexity(images: torch.Tensor) -> np.ndarray:
+    """Each image's high-frequency energy: mean of (image - its Gaussian blur, sigma 1 px)^2.
+
+    ``images``: uint8 or [0, 1] float (N, C, H, W).
+    """
+    x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
+    return ((x - gaussian_blur(x, kernel_size=5, sigma=1.0)) ** 2).mean(dim=(1, 2, 3)).numpy()
+
+
+def complexity_corrected(
+    train_loss: np.ndarray,
+    train_complexity: np.ndarray,
+    test_loss: np.ndarray,
+    test_complexity: np.ndarray,
+) -> tuple[np.ndarray, float]:
+    """log(loss) - beta * log(complexity), beta fitted on normal training images; and beta."""
+    beta = float(np.polyfit(np.log(train_complexity), np.log(train_loss), 1)[0])
+    return np.log(test_loss) - beta * np.log(test_complexity), beta
 
 
 def score_all(model_path: str, fit_flags: list[str], batch_size: int) -> dict[str, object]:
     """AUROC of every score kind for the model at ``model_path`` on the test split of the data."""
     detector = load(model_path)
     args = parse_args(["fit", *fit_flags, "--out", "unused"])
-    _, test = datasets(args, image_size=detector.image_size)
+    train, test = datasets(args, image_size=detector.image_size)
     labels = np.asarray(test.labels).astype(int)
     scored = score_dataset(detector, test, batch_size=batch_size, keep=("every_score",))
+    loss, test_c = scored["score:loss"], complexity(stack_images(test))
+    train_loss = score_dataset(detector, train, batch_size=batch_size, keep=("every_score",))
+    corrected, beta = complexity_corrected(
+        train_loss["score:loss"], complexity(stack_images(train)), loss, test_c
+    )
     cal = detector.calibration
     scores = {kind: scored[f"score:{kind}"] for kind in SCORE_KINDS}
     aurocs = {kind: image_auroc(labels, v) for kind, v in scores.items()}
@@ -51,6 +88,12 @@ def score_all(model_path: str, fit_flags: list[str], batch_size: int) -> dict[st
         "n_anomalous": int(labels.sum()),
         "image_auroc": aurocs,
         "term_auroc": {name: image_auroc(labels, v) for name, v in terms.items()},
+        "complexity": {
+            "auroc": image_auroc(labels, test_c),
+            "spearman_with_loss": float(spearmanr(loss, test_c).statistic),
+            "beta": beta,
+            "corrected_loss_auroc": image_auroc(labels, corrected),
+        },
     }
 
 
@@ -69,6 +112,12 @@ def main() -> None:
     print("each term of the paper's loss alone, and each vector's length:")
     for name, value in result["term_auroc"].items():  # type: ignore[attr-defined]
         print(f"  {name:<14} image AUROC {value:.4f}")
+    c = result["complexity"]
+    print(
+        f"image complexity alone: image AUROC {c['auroc']:.4f}, Spearman with the paper's score "
+        f"{c['spearman_with_loss']:.3f}; the paper's score corrected for it (beta {c['beta']:.2f}, "
+        f"fitted on the training images): image AUROC {c['corrected_loss_auroc']:.4f}"
+    )
 
 
 if __name__ == "__main__":

@@ -273,3 +273,56 @@ def test_folder_suite_runs_on_the_users_own_folders(tmp_path: Path) -> None:
     assert tables["paper"]["columns"] == {}
     run = json.loads((out / "runs/ae-ssim/good/seed0/result.json").read_text())
     assert run["metrics"]["n_anomalous"] == 4 and run["metrics"]["pixel_auroc"] is not None
+
+
+def _script(name: str) -> Path:
+    return Path(__file__).resolve().parents[2] / "benchmarks" / name
+
+
+def test_complexity_correction_undoes_a_loss_that_follows_the_images_detail() -> None:
+    """Anomalies with twice the loss of normal images of the same detail, but less detail: the raw
+    loss ranks them below the normal images, the corrected loss above every one of them."""
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("image_scores", _script("image_scores.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    flat, checker = torch.full((1, 3, 16, 16), 0.5), torch.zeros(1, 3, 16, 16)
+    checker[..., ::2, ::2] = checker[..., 1::2, 1::2] = 1.0
+    detail = module.complexity(torch.cat([flat, checker]))
+    assert detail[0] == pytest.approx(0.0, abs=1e-7) and detail[1] > 0.01
+    assert module.complexity((torch.cat([flat, checker]) * 255).to(torch.uint8))[1] > 0.01
+    rng = np.random.default_rng(0)
+    train_c, normal_c, anomalous_c = (rng.uniform(lo, hi, n) for lo, hi, n in
+                                      ((0.1, 1.0, 50), (0.5, 1.0, 20), (0.01, 0.05, 20)))  # fmt: skip
+    law = lambda c: np.sqrt(c) * np.exp(rng.normal(0, 0.01, c.shape))  # noqa: E731
+    test_loss = np.concatenate([law(normal_c), 2 * law(anomalous_c)])
+    test_c, labels = np.concatenate([normal_c, anomalous_c]), np.repeat([0, 1], 20)
+    corrected, beta = module.complexity_corrected(law(train_c), train_c, test_loss, test_c)
+    assert beta == pytest.approx(0.5, abs=0.02)
+    assert image_auroc(labels, test_loss) == 0.0 and image_auroc(labels, corrected) == 1.0
+
+
+def test_image_scores_script_reports_the_complexity_of_the_images(
+    split_runs: dict[str, Path], mvtec: Path
+) -> None:
+    model = split_runs["bottle"] / "runs/piade/bottle/seed0/fit"
+    args = ["--data", "mvtec", "--root", str(mvtec), "--category", "bottle"]
+    done = subprocess.run(
+        [sys.executable, str(_script("image_scores.py")), str(model), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads(done.stdout.splitlines()[0])
+    assert (record["n_normal"], record["n_anomalous"]) == (4, 4)
+    assert set(record["image_auroc"]) == set(SCORE_KINDS)
+    c = record["complexity"]
+    assert 0 <= c["auroc"] <= 1 and 0 <= c["corrected_loss_auroc"] <= 1
+    assert -1 <= c["spearman_with_loss"] <= 1 and np.isfinite(c["beta"])
+    assert "image complexity alone" in done.stdout
