@@ -102,17 +102,25 @@ def test_each_run_writes_its_test_images_scores(split_runs: dict[str, Path]) -> 
     assert list(svm[0]) == ["path", "group", "label", "score"] and len(svm) == 8
 
 
-def test_score_combinations_script_reads_the_runs_scores(split_runs: dict[str, Path]) -> None:
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "score_combinations.py"
+def _script(name: str) -> Path:
+    return Path(__file__).resolve().parents[2] / "benchmarks" / name
+
+
+def _run_script(name: str, *args: str) -> tuple[dict, str]:
+    """Run ``benchmarks/NAME`` with ``args``; its first printed line (JSON) and all it printed."""
     done = subprocess.run(
-        [sys.executable, str(script), str(split_runs["merged"])],
+        [sys.executable, str(_script(name)), *args],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    record = json.loads(done.stdout.splitlines()[0])
+    return json.loads(done.stdout.splitlines()[0]), done.stdout
+
+
+def test_score_combinations_script_reads_the_runs_scores(split_runs: dict[str, Path]) -> None:
+    record, _ = _run_script("score_combinations.py", str(split_runs["merged"]))
     assert sorted(record["classes"]) == ["bottle/seed0", "wood/seed0"]
     tables = json.loads((split_runs["merged"] / "results.json").read_text())
     by_class = {r["class"]: r for r in tables["scores"]}
@@ -275,10 +283,6 @@ def test_folder_suite_runs_on_the_users_own_folders(tmp_path: Path) -> None:
     assert run["metrics"]["n_anomalous"] == 4 and run["metrics"]["pixel_auroc"] is not None
 
 
-def _script(name: str) -> Path:
-    return Path(__file__).resolve().parents[2] / "benchmarks" / name
-
-
 def test_complexity_correction_undoes_a_loss_that_follows_the_images_detail() -> None:
     """Anomalies with twice the loss of normal images of the same detail, but less detail: the raw
     loss ranks them below the normal images, the corrected loss above every one of them."""
@@ -311,18 +315,10 @@ def test_image_scores_script_reports_the_complexity_of_the_images(
 ) -> None:
     model = split_runs["bottle"] / "runs/piade/bottle/seed0/fit"
     args = ["--data", "mvtec", "--root", str(mvtec), "--category", "bottle"]
-    done = subprocess.run(
-        [sys.executable, str(_script("image_scores.py")), str(model), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    record = json.loads(done.stdout.splitlines()[0])
+    record, printed = _run_script("image_scores.py", str(model), *args)
     assert (record["n_normal"], record["n_anomalous"]) == (4, 4)
     assert set(record["image_auroc"]) == set(SCORE_KINDS)
     c = record["complexity"]
     assert 0 <= c["auroc"] <= 1 and 0 <= c["corrected_loss_auroc"] <= 1
     assert -1 <= c["spearman_with_loss"] <= 1 and np.isfinite(c["beta"])
-    assert "image complexity alone" in done.stdout
+    assert "image complexity alone" in printed
