@@ -63,7 +63,8 @@ record those scores; their paper-score figures did not change.
   tell the two apart (95 % interval 0.864–0.972, see below); `map-max` reaches 0.998 and
   `loss-balanced` 0.953. Two vectors beat one by 0.006 (the paper: 9 % on average over six
   categories), far inside that uncertainty; vector 2 is never decoded (training.md).
-- `mvtec-400-seed1`: the same command with `--seeds 1` (2026-12-06, two threads, 108 min):
+- `mvtec-400-seed1`: the same command with `--seeds 1` (2026-12-06, two threads, 108 min, for
+  most of it beside one-thread screening jobs):
   image AUROC 0.932 with the paper's score (seed 0: 0.937), pixel AUROC 0.955, AUPRO 0.875;
   `map-max` 0.996, `loss-x-map` 0.994, `loss-balanced` 0.956. The two seeds differ by 0.005,
   so the gap to the paper's 0.968 is not one seed's bad luck, although each seed's interval
