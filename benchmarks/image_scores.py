@@ -65,9 +65,9 @@ def score_all(model_path: str, fit_flags: list[str], batch_size: int) -> dict[st
     labels = np.asarray(test.labels).astype(int)
     scored = score_dataset(detector, test, batch_size=batch_size, keep=("every_score",))
     loss, test_c = scored["score:loss"], complexity(stack_images(test))
-    train_loss = score_dataset(detector, train, batch_size=batch_size, keep=("every_score",))
+    train_scored = score_dataset(detector, train, batch_size=batch_size, keep=("every_score",))
     corrected, beta = complexity_corrected(
-        train_loss["score:loss"], complexity(stack_images(train)), loss, test_c
+        train_scored["score:loss"], complexity(stack_images(train)), loss, test_c
     )
     cal = detector.calibration
     scores = {kind: scored[f"score:{kind}"] for kind in SCORE_KINDS}
