@@ -17,6 +17,12 @@ settings.register_profile("default", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
+# Under pytest-xdist (`make pytest` runs one worker per core, up to four) each worker gets its
+# share of the cores, so the workers' torch threads do not fight over them.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    torch.set_num_threads(max(1, (_cores or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+
 
 class NetworkBlocked(RuntimeError):
     """Raised when a test tries to open a network connection."""
