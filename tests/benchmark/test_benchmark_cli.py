@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -104,6 +106,15 @@ def test_each_run_writes_its_test_images_scores(split_runs: dict[str, Path]) -> 
 
 def _script(name: str) -> Path:
     return Path(__file__).resolve().parents[2] / "benchmarks" / name
+
+
+def _module(name: str) -> ModuleType:
+    """``benchmarks/NAME`` imported as a module (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(Path(name).stem, _script(name))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _run_script(name: str, *args: str) -> tuple[dict, str]:
@@ -286,14 +297,9 @@ def test_folder_suite_runs_on_the_users_own_folders(tmp_path: Path) -> None:
 def test_complexity_correction_undoes_a_loss_that_follows_the_images_detail() -> None:
     """Anomalies with twice the loss of normal images of the same detail, but less detail: the raw
     loss ranks them below the normal images, the corrected loss above every one of them."""
-    import importlib.util
-
     import torch
 
-    spec = importlib.util.spec_from_file_location("image_scores", _script("image_scores.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _module("image_scores.py")
     flat, checker = torch.full((1, 3, 16, 16), 0.5), torch.zeros(1, 3, 16, 16)
     checker[..., ::2, ::2] = checker[..., 1::2, 1::2] = 1.0
     detail = module.complexity(torch.cat([flat, checker]))
@@ -310,6 +316,32 @@ def test_complexity_correction_undoes_a_loss_that_follows_the_images_detail() ->
     assert image_auroc(labels, test_loss) == 0.0 and image_auroc(labels, corrected) == 1.0
 
 
+def test_the_relative_rule_decodes_vector_2_where_it_is_longer_than_usual() -> None:
+    """Vector 2 is always the shorter, but on the anomalies it is longer than on any training
+    image: the paper's rule decodes vector 1 everywhere (its loss ranks the anomalies last), the
+    relative rule decodes vector 2 for exactly the anomalies (whose vector-2 loss ranks first)."""
+    module = _module("image_scores.py")
+    rng = np.random.default_rng(0)
+    train = {
+        "lengths": np.stack([rng.uniform(0.8, 0.9, 30), rng.uniform(0.1, 0.3, 30)], axis=1),
+        **{f"{t}:{v}": rng.uniform(0.1, 0.2, 30) for t in ("loss", "mse") for v in ("v1", "v2")},
+        "loss:zero": np.full(30, 5.0),
+        "mse:zero": np.full(30, 0.5),
+    }
+    labels = np.repeat([0, 1], 4)
+    test = {
+        "lengths": np.array([[0.85, 0.2]] * 4 + [[0.85, 0.5]] * 4),
+        "loss:v1": np.array([2.0, 2.1, 2.2, 2.3, 1.0, 1.1, 1.2, 1.3]),
+        "loss:v2": np.array([0.0, 0.0, 0.0, 0.0, 3.0, 3.0, 3.0, 3.0]),
+        "loss:zero": np.zeros(8),
+        **{f"mse:{v}": np.zeros(8) for v in ("v1", "v2", "zero")},
+    }
+    report = module.vector_report(train, test, labels)
+    assert report["v1"]["auroc"] == 0.0 and report["relative"]["auroc"] == 1.0
+    assert (report["relative"]["not_v1_normal"], report["relative"]["not_v1_anomalous"]) == (0, 4)
+    assert report["zero"]["train_loss"] == 5.0 and report["zero"]["train_mse"] == 0.5
+
+
 def test_image_scores_script_reports_the_complexity_of_the_images(
     split_runs: dict[str, Path], mvtec: Path
 ) -> None:
@@ -322,3 +354,7 @@ def test_image_scores_script_reports_the_complexity_of_the_images(
     assert 0 <= c["auroc"] <= 1 and 0 <= c["corrected_loss_auroc"] <= 1
     assert -1 <= c["spearman_with_loss"] <= 1 and np.isfinite(c["beta"])
     assert "image complexity alone" in printed
+    v = record["vectors"]  # the tiny models have two vectors
+    assert set(v) == {"v1", "v2", "zero", "relative"} and "the vector decoded" in printed
+    assert all(0 <= v[k]["auroc"] <= 1 and v[k]["train_mse"] > 0 for k in ("v1", "v2", "zero"))
+    assert v["relative"]["not_v1_normal"] + v["relative"]["not_v1_anomalous"] <= 8
