@@ -43,6 +43,7 @@ from piade.config import SCORE_KINDS
 from piade.data.dataset import stack_images
 from piade.inference.detector import Detector, load, score_dataset
 from piade.metrics import image_auroc
+from piade.model.network import ModelOutput
 from piade.preprocess import to_signed
 
 
@@ -71,28 +72,28 @@ def vector_use(detector: Detector, images: torch.Tensor, batch_size: int) -> dic
     with each vector decoded (``loss:vJ``, ``mse:vJ``) and with the decoded vector set to zero
     (``loss:zero``, ``mse:zero``, vector 1 decoded)."""
     model, criterion = detector.model.eval(), detector.criterion
-    zero = {"on": False}
 
-    def zeros_instead(module: torch.nn.Module, inputs: tuple[torch.Tensor]) -> tuple | None:
-        return (torch.zeros_like(inputs[0]),) if zero["on"] else None
+    def decode(x: torch.Tensor, index: int, *, zeroed: bool = False) -> ModelOutput:
+        hook = model.upsampling.register_forward_pre_hook(
+            lambda module, inputs: (torch.zeros_like(inputs[0]),)
+        ) if zeroed else None  # fmt: skip
+        try:
+            return model(x, vector_index=index)
+        finally:
+            if hook is not None:
+                hook.remove()
 
-    hook = model.upsampling.register_forward_pre_hook(zeros_instead)
     found: dict[str, list[torch.Tensor]] = {}
-    try:
-        with torch.no_grad():
-            for batch in images.split(batch_size):
-                x = batch.to(detector.device).float() / 255
-                runs = [(f"v{j + 1}", j, False) for j in range(detector.config.num_vectors)]
-                for name, j, zeroed in [*runs, ("zero", 0, True)]:
-                    zero["on"] = zeroed
-                    output = model(x, vector_index=j)
-                    residuals = criterion.residuals(to_signed(x), output.reconstruction)
-                    terms = criterion.terms(residuals)
-                    found.setdefault(f"loss:{name}", []).append(terms.total.cpu())
-                    found.setdefault(f"mse:{name}", []).append(terms.mse.cpu())
-                found.setdefault("lengths", []).append(output.lengths.cpu())
-    finally:
-        hook.remove()
+    passes = [(f"v{j + 1}", j, False) for j in range(detector.config.num_vectors)]
+    with torch.no_grad():
+        for batch in images.split(batch_size):
+            x = batch.to(detector.device).float() / 255
+            for name, index, zeroed in [*passes, ("zero", 0, True)]:
+                output = decode(x, index, zeroed=zeroed)
+                terms = criterion.terms(criterion.residuals(to_signed(x), output.reconstruction))
+                found.setdefault(f"loss:{name}", []).append(terms.total.cpu())
+                found.setdefault(f"mse:{name}", []).append(terms.mse.cpu())
+            found.setdefault("lengths", []).append(output.lengths.cpu())  # the same in every pass
     return {k: torch.cat(v).double().numpy() for k, v in found.items()}
 
 

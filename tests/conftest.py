@@ -20,8 +20,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 # Under pytest-xdist (`make pytest` runs one worker per core, up to four) each worker gets its
 # share of the cores, so the workers' torch threads do not fight over them.
 if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
-    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    torch.set_num_threads(max(1, (_cores or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    torch.set_num_threads(
+        max(1, torch.get_num_threads() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    )
 
 
 class NetworkBlocked(RuntimeError):
