@@ -68,6 +68,9 @@ def test_each_run_writes_metrics_cost_and_settings(split_runs: dict[str, Path]) 
     metrics = result["metrics"]
     assert 0 <= metrics["image_auroc"] <= 1 and 0 <= metrics["pixel_auroc"] <= 1
     assert metrics["n_normal"] == 4 and metrics["n_anomalous"] == 4
+    subset = metrics["authors_subset"]  # the authors' 15 + 15 images: here, all 4 + 4
+    assert subset["image_auroc"] == metrics["image_auroc"]
+    assert subset["groups"] == {"good": 4, "square": 4}
     cost = result["cost"]
     assert cost["epochs"] == 1 and cost["n_train"] == 12 and cost["device"] == "cpu"
     assert cost["train_seconds"] > 0 and cost["train_images_per_s"] > 0
@@ -279,6 +282,8 @@ def test_coil_suite_with_two_seeds(tmp_path: Path) -> None:
     assert tables["classes"] == ["obj1", "obj2", "obj3"]
     assert tables["image_auroc"]["rows"][0]["ocsvm seeds"] == [0, 1]
     assert tables["paper"]["means_all_classes"] == {}
+    assert tables["authors"] == []  # the authors' evaluation script covers MVTec AD only
+    assert all("authors_subset" not in run["metrics"] for run in tables["runs"])
 
 
 def test_folder_suite_runs_on_the_users_own_folders(tmp_path: Path) -> None:
@@ -358,3 +363,8 @@ def test_image_scores_script_reports_the_complexity_of_the_images(
     assert set(v) == {"v1", "v2", "zero", "relative"} and "the vector decoded" in printed
     assert all(0 <= v[k]["auroc"] <= 1 and v[k]["train_mse"] > 0 for k in ("v1", "v2", "zero"))
     assert v["relative"]["not_v1_normal"] + v["relative"]["not_v1_anomalous"] <= 8
+    assert 0 <= record["authors_weighting_auroc"] <= 1 and "weighed as the authors" in printed
+    subset = record["authors_subset_auroc"]  # 4 + 4 test images: the subset is all of them
+    assert set(subset) == {*SCORE_KINDS, "authors' weighting"}
+    assert subset["loss"] == pytest.approx(record["image_auroc"]["loss"])
+    assert subset["authors' weighting"] == pytest.approx(record["authors_weighting_auroc"])

@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from piade.baselines import BASELINES, build_baseline
+from piade.benchmark.authors import subset_metrics
 from piade.benchmark.cost import Stopwatch, device_description, peak_memory
 from piade.config import ModelConfig
 from piade.data import ImageDataset
@@ -86,11 +88,19 @@ def method_image_size(method: str, image_size: int) -> int:
 
 
 def run_method(
-    method: str, train: ImageDataset, test: ImageDataset, settings: MethodSettings, run_dir: Path
+    method: str,
+    train: ImageDataset,
+    test: ImageDataset,
+    settings: MethodSettings,
+    run_dir: Path,
+    *,
+    subset: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Train ``method`` on ``train``, score ``test``; returns metrics, cost and what was fitted.
 
     Each test image's scores are written to ``run_dir/scores.csv`` (see :func:`write_image_scores`).
+    With ``subset`` (indices into ``test``: the images the authors' script scored, see
+    :mod:`piade.benchmark.authors`), the metrics also hold the AUROC on those images alone.
     """
     device = resolve_device(settings.device)
     watch = Stopwatch()
@@ -107,6 +117,8 @@ def run_method(
     masks = dataset_masks(test)
     metrics = compute_metrics(labels, scores, maps, masks)
     metrics["distinct_scores"] = int(np.unique(scores).size)
+    if subset is not None:
+        metrics["authors_subset"] = subset_metrics(labels, scores, subset, test.samples)
     epochs = fitted.get("epochs")
     trained = fitted.pop("trained_images", len(train) * (epochs if isinstance(epochs, int) else 1))
     train_seconds = fitted.pop("train_seconds", watch.seconds.get("train", 0.0))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from piade.benchmark.ablation import render_ablation
+from piade.benchmark.authors import AUTHORS_NOTE, AUTHORS_TITLE, render_authors
 from piade.benchmark.methods import METHODS
 from piade.benchmark.scores import SCORES_NOTE, SCORES_TITLE, render_scores
 from piade.benchmark.tables import (
@@ -117,6 +118,12 @@ def _suite_section(tables: dict[str, Any], file: Path, base: Path) -> str:
             parts.append(f"\n![ablation]({_link(chart, base)})\n")
     if tables.get("scores"):  # absent in tables written before the scores existed
         parts += [f"\n### {SCORES_TITLE}\n", SCORES_NOTE + "\n", render_scores(tables["scores"])]
+    if tables.get("authors"):  # absent in tables written before the subset was recorded
+        parts += [
+            f"\n### {AUTHORS_TITLE}\n",
+            AUTHORS_NOTE + "\n",
+            render_authors(tables["authors"]),
+        ]
     parts += ["\n### Cost\n", _cost_summary(runs)]
     return "\n".join(parts)
 

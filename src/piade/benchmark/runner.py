@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from piade.benchmark.authors import authors_subset
 from piade.benchmark.methods import (
     IMAGE_SCORES_FILE,
     MethodSettings,
@@ -130,7 +131,8 @@ def _run_class(config: BenchmarkConfig, out: Path, cls: str, seed: int, methods:
             "%s %s seed %d: %d train, %d test images", method, cls, seed, len(train), len(test)
         )
         started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        outcome = run_method(method, train, test, settings, run_dir)
+        subset = authors_subset(config.suite, test.samples)
+        outcome = run_method(method, train, test, settings, run_dir, subset=subset)
         result = {
             "suite": config.suite,
             "class": cls,

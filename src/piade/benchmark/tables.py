@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from piade.benchmark.ablation import ablation_table, render_ablation, write_ablation_chart
+from piade.benchmark.authors import AUTHORS_NOTE, AUTHORS_TITLE, authors_table, render_authors
 from piade.benchmark.methods import METHODS
 from piade.benchmark.paper import CITATION, PAPER_TABLES, paper_mean, paper_value
 from piade.benchmark.scores import SCORES_NOTE, SCORES_TITLE, render_scores, score_table
@@ -107,6 +108,7 @@ def build_tables(results: Sequence[dict[str, Any]], *, suite: str) -> dict[str, 
         "cost": _cost_rows(results, classes, methods),
         "ablation": ablation_table(summary, classes),
         "scores": score_table(results, classes),
+        "authors": authors_table(results, classes, methods, suite),
         "warnings": [
             f"{r['method']} {r['class']} seed {r['seed']}: {w}"
             for r in results
@@ -246,6 +248,9 @@ def render_markdown(tables: dict[str, Any]) -> str:
     if tables["scores"]:
         parts.append(f"\n## {SCORES_TITLE}\n\n{SCORES_NOTE}\n")
         parts.append(render_scores(tables["scores"]))
+    if tables["authors"]:
+        parts.append(f"\n## {AUTHORS_TITLE}\n\n{AUTHORS_NOTE}\n")
+        parts.append(render_authors(tables["authors"]))
     parts.append("\n## Cost\n")
     parts.append(render_cost(tables["cost"]))
     return "\n".join(parts)
