@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from skimage.metrics import structural_similarity
 from torch import nn
 
+from piade.errors import ConfigError
 from piade.losses import (
     ReconstructionLoss,
     _gather_symmetric_pad,
@@ -91,6 +92,23 @@ def test_perceptual_term_uses_imagenet_normalised_features() -> None:
         a, b = stub(((target + 1) / 2 - mean) / std), stub(((reconstruction + 1) / 2 - mean) / std)
     expected = (a - b).pow(2).mean(dim=(1, 2, 3))
     torch.testing.assert_close(criterion(target, reconstruction).perceptual, expected)
+
+
+def test_the_authors_convention_takes_the_units_of_their_code() -> None:
+    """MSE of the images in [0, 1] (a quarter of the [-1, 1] figure), the perceptual network fed
+    the [0, 1] images without normalisation, SSIM unchanged."""
+    stub = _Stub()
+    design, authors = ReconstructionLoss(stub), ReconstructionLoss(stub, convention="authors")
+    target, reconstruction = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
+    ours, theirs = design(target, reconstruction), authors(target, reconstruction)
+    torch.testing.assert_close(theirs.mse, ours.mse / 4)
+    torch.testing.assert_close(theirs.ssim, ours.ssim)
+    with torch.no_grad():
+        a, b = stub((target + 1) / 2), stub((reconstruction + 1) / 2)
+    torch.testing.assert_close(theirs.perceptual, (a - b).pow(2).mean(dim=(1, 2, 3)))
+    assert not torch.allclose(theirs.perceptual, ours.perceptual)
+    with pytest.raises(ConfigError, match="loss convention must be one of"):
+        ReconstructionLoss(stub, convention="paper")
 
 
 def test_perfect_reconstruction_has_zero_loss() -> None:

@@ -25,6 +25,10 @@ VGG_LAYOUTS: dict[str, list[int | str]] = {
 }
 # fmt: on
 PERCEPTUAL_NETWORKS = tuple(VGG_LAYOUTS)
+# the units of the loss's terms (docs/training.md, "The authors' units"): "design" compares images
+# in [-1, 1] and feeds the perceptual network ImageNet-normalised images (DESIGN.md); "authors"
+# does as the authors' released code: MSE of images in [0, 1], perceptual network fed [0, 1]
+LOSS_CONVENTIONS = ("design", "authors")
 
 
 def check_perceptual_depth(name: str, depth: int) -> None:

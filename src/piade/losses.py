@@ -2,7 +2,9 @@
 
 Every term is returned per image, shape (B,), because the total is also the anomaly score. Images
 are compared in the decoder's [-1, 1] range; SSIM and the perceptual network see them mapped back
-to [0, 1] (the perceptual network after ImageNet normalisation).
+to [0, 1] (the perceptual network after ImageNet normalisation). With ``convention="authors"``
+the terms take the units of the authors' released code: the MSE of the images in [0, 1] (a
+quarter of the [-1, 1] figure) and the perceptual network fed the [0, 1] images as they are.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from piade.config import VGG_LAYOUTS, check_perceptual_depth
+from piade.config import LOSS_CONVENTIONS, VGG_LAYOUTS, check_perceptual_depth
+from piade.errors import ConfigError
 from piade.preprocess import imagenet_stats
 from piade.weights import WeightsSpec, load_into, resolve_weights
 
@@ -204,6 +207,8 @@ class ReconstructionLoss(nn.Module):
         perceptual_net: a frozen feature network taking ImageNet-normalised RGB images
             (``build_perceptual_network()`` by default; inject any module, e.g. a test stub).
         perceptual_weight: λ1. ssim_weight: λ2 (both 1 in the paper).
+        convention: the terms' units, one of :data:`piade.config.LOSS_CONVENTIONS` (see the
+            module doc).
     """
 
     def __init__(
@@ -212,8 +217,14 @@ class ReconstructionLoss(nn.Module):
         *,
         perceptual_weight: float = 1.0,
         ssim_weight: float = 1.0,
+        convention: str = "design",
     ) -> None:
         super().__init__()
+        if convention not in LOSS_CONVENTIONS:
+            raise ConfigError(
+                f"loss convention must be one of {LOSS_CONVENTIONS}, got {convention!r}"
+            )
+        self.convention = convention
         self.perceptual_net = (
             perceptual_net if perceptual_net is not None else (build_perceptual_network())
         )
@@ -232,8 +243,12 @@ class ReconstructionLoss(nn.Module):
         return self
 
     def perceptual_features(self, images: torch.Tensor) -> torch.Tensor:
-        """Features of images in [-1, 1] (mapped to [0, 1], then ImageNet-normalised)."""
-        return self.perceptual_net(((images + 1) / 2 - self.mean) / self.std)
+        """Features of images in [-1, 1] (mapped to [0, 1], then ImageNet-normalised unless the
+        convention is the authors')."""
+        unit = (images + 1) / 2
+        if self.convention == "authors":
+            return self.perceptual_net(unit)
+        return self.perceptual_net((unit - self.mean) / self.std)
 
     def residuals(
         self, target: torch.Tensor, reconstruction: torch.Tensor
@@ -247,8 +262,11 @@ class ReconstructionLoss(nn.Module):
             target_features = self.perceptual_features(target)
         features = self.perceptual_features(reconstruction)
         _, ssim_map = ssim((target + 1) / 2, (reconstruction + 1) / 2)  # (B, C, H, W)
+        difference = target - reconstruction
+        if self.convention == "authors":
+            difference = difference / 2  # of the images in [0, 1]
         return {
-            "mse": (target - reconstruction).pow(2).mean(dim=1),
+            "mse": difference.pow(2).mean(dim=1),
             "perceptual": squared_feature_distance(features, target_features),
             "ssim": ssim_map.mean(dim=1),
         }

@@ -139,6 +139,24 @@ def test_save_load_round_trip_gives_identical_scores(run_dir: Path, tmp_path: Pa
         assert torch.equal(x, y)
 
 
+def test_the_loss_convention_is_kept_in_the_model_file(run_dir: Path, tmp_path: Path) -> None:
+    """A model trained in the authors' units scores in them after loading; older files, which
+    lack the setting, load in the design's."""
+    config = TrainConfig(epochs=1, batch_size=8, encoder_weights=None, perceptual_weights=None,
+                         device="cpu", calibration_fraction=0.25, loss_convention="authors")  # fmt: skip
+    model_config = ModelConfig(image_size=32, backbone=TINY_BACKBONE)
+    fit(normal_set(16), tmp_path / "authors", model_config=model_config, train_config=config)
+    detector = load(tmp_path / "authors")
+    assert detector.criterion.convention == "authors"
+    assert detector.info["loss"]["convention"] == "authors"
+    images = normal_set(4, seed=3).images.float() / 255
+    with torch.no_grad():
+        unit = (detector.model(images).reconstruction + 1) / 2
+    expected = (images - unit).pow(2).mean(dim=(1, 2, 3))  # of the images in [0, 1]
+    torch.testing.assert_close(detector.score(images).mse, expected, rtol=1e-4, atol=1e-7)
+    assert load(run_dir).criterion.convention == "design"
+
+
 def test_anomalous_images_score_higher_and_maps_point_at_the_defect(run_dir: Path) -> None:
     detector = load(run_dir)
     rng = np.random.default_rng(11)

@@ -63,6 +63,7 @@ class MethodSettings:
     perceptual_net: str = "vgg11"
     perceptual_depth: int = 4
     perceptual_weights: str | None = "imagenet"
+    loss_convention: str = "design"
     map_kind: str = "ssim"
 
     def to_dict(self) -> dict[str, Any]:
@@ -206,6 +207,7 @@ def _run_piade(
         perceptual_net=settings.perceptual_net,
         perceptual_depth=settings.perceptual_depth,
         perceptual_weights=settings.perceptual_weights,
+        loss_convention=settings.loss_convention,
         map_kind=settings.map_kind,
         score_kind="loss",  # the paper's tables use the paper's score
         checkpoint_every=max(1, epochs // 20),

@@ -70,6 +70,7 @@ class BenchmarkConfig:
     perceptual_net: str = "vgg11"
     perceptual_depth: int = 4
     perceptual_weights: str | None = "imagenet"
+    loss_convention: str = "design"
     map_kind: str = "ssim"
     data_options: dict[str, Any] = field(default_factory=dict)
     command: str = ""  # the command line that started the benchmark, recorded in every result
@@ -87,6 +88,7 @@ class BenchmarkConfig:
             perceptual_net=self.perceptual_net,
             perceptual_depth=self.perceptual_depth,
             perceptual_weights=self.perceptual_weights,
+            loss_convention=self.loss_convention,
             map_kind=self.map_kind,
         )
 
@@ -181,7 +183,7 @@ def _claim(out: Path, config: BenchmarkConfig) -> None:
 
 
 # Settings added after benchmarks were recorded, with the value those benchmarks ran with
-_LATER_SETTINGS = {"perceptual_depth": 4}
+_LATER_SETTINGS = {"perceptual_depth": 4, "loss_convention": "design"}
 
 
 def _with_defaults(record: dict[str, Any]) -> dict[str, Any]:

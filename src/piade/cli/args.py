@@ -107,6 +107,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         perceptual_net=args.perceptual_net,
         perceptual_depth=args.perceptual_depth,
         perceptual_weights=weights(args.perceptual_weights),
+        loss_convention=args.loss_convention,
         encoder_weights=weights(args.encoder_weights),
         device=args.device,
         precision=args.precision,

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from piade.config import PERCEPTUAL_NETWORKS
+from piade.config import LOSS_CONVENTIONS, PERCEPTUAL_NETWORKS
 from piade.errors import ConfigError
 from piade.train.config import TrainConfig
 
@@ -79,6 +79,12 @@ def add_parser(verbs: Any, formatter: type[argparse.HelpFormatter]) -> argparse.
     )
     parser.add_argument(
         "--perceptual-weights", default=T.perceptual_weights, help="none, imagenet or a file"
+    )
+    parser.add_argument(
+        "--loss-convention",
+        choices=LOSS_CONVENTIONS,
+        default=T.loss_convention,
+        help="piade's loss units: design or authors (docs/training.md)",
     )
     parser.add_argument(
         "--map",
@@ -166,6 +172,7 @@ def benchmark_config(args: argparse.Namespace, argv: list[str]) -> Any:
         perceptual_net=args.perceptual_net,
         perceptual_depth=args.perceptual_depth,
         perceptual_weights=weights(args.perceptual_weights),
+        loss_convention=args.loss_convention,
         map_kind=args.map_kind,
         data_options=options,
         command=" ".join(["piade", *argv]),

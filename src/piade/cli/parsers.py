@@ -13,6 +13,7 @@ from piade.cli import serve as cli_serve
 from piade.cli.values import auto_or_number, check_batch_size, positive_int, precise_bn
 from piade.config import (
     DECODER_INITS,
+    LOSS_CONVENTIONS,
     MAP_FORMATS,
     MAP_STYLES,
     PERCEPTUAL_NETWORKS,
@@ -123,6 +124,13 @@ def _fit_flags(parser: argparse.ArgumentParser) -> None:
         "--perceptual-weights",
         default=T.perceptual_weights,
         help="perceptual network weights: none, imagenet or a file",
+    )
+    train.add_argument(
+        "--loss-convention",
+        choices=LOSS_CONVENTIONS,
+        default=T.loss_convention,
+        help="the loss terms' units: design ([-1, 1] MSE, ImageNet-normalised perceptual input) or"
+        " authors (as the authors' code: [0, 1] MSE and perceptual input; docs/training.md)",
     )
     train.add_argument("--perceptual-weight", type=float, default=T.perceptual_weight, help="λ1")
     train.add_argument("--ssim-weight", type=float, default=T.ssim_weight, help="λ2")

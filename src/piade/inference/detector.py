@@ -185,6 +185,7 @@ class Detector:
             **info.get("loss", {}),
             "perceptual_weight": self.criterion.perceptual_weight,
             "ssim_weight": self.criterion.ssim_weight,
+            "convention": self.criterion.convention,
         }
         info["calibration"] = dataclasses.asdict(self.calibration)
         info["preprocessing"] = {
@@ -242,7 +243,10 @@ class Detector:
                 f"{path}: unknown anomaly map or score settings in the calibration"
             )
         criterion = ReconstructionLoss(
-            perceptual, perceptual_weight=loss["perceptual_weight"], ssim_weight=loss["ssim_weight"]
+            perceptual,
+            perceptual_weight=loss["perceptual_weight"],
+            ssim_weight=loss["ssim_weight"],
+            convention=loss.get("convention", "design"),  # files before the option: design
         )
         target = resolve_device(device)
         autocast_dtype(precision, target)  # a ConfigError now rather than at the first image

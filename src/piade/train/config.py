@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from piade.config import check_field_types, check_perceptual_depth
+from piade.config import LOSS_CONVENTIONS, check_field_types, check_perceptual_depth
 from piade.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ class TrainConfig:
     # modules of the VGG's ``features`` kept (the paper: VGG-11's first four, ending at conv2_1)
     perceptual_depth: int = 4
     perceptual_weights: str | None = "imagenet"
+    loss_convention: str = "design"  # the terms' units: LOSS_CONVENTIONS (docs/training.md)
     encoder_weights: str | None = "imagenet"
     device: str = "auto"
     precision: str = "auto"  # autocast: auto (GPU: bf16 if supported; CPU: fp32), fp32, bf16, fp16
@@ -68,6 +69,7 @@ class TrainConfig:
             "calibration_fraction": 0 < self.calibration_fraction < 1,
             "threshold_quantile": 0 < self.threshold_quantile <= 1,
             "compile": self.compile is None or self.compile in COMPILE_MODES,
+            "loss_convention": self.loss_convention in LOSS_CONVENTIONS,
             "map_sigma": self.map_sigma is None or self.map_sigma >= 0,
         }
         bad = [name for name, ok in checks.items() if not ok]

@@ -155,7 +155,10 @@ def _build(
         cfg.perceptual_net, weights=cfg.perceptual_weights, depth=cfg.perceptual_depth
     )
     criterion = ReconstructionLoss(
-        perceptual, perceptual_weight=cfg.perceptual_weight, ssim_weight=cfg.ssim_weight
+        perceptual,
+        perceptual_weight=cfg.perceptual_weight,
+        ssim_weight=cfg.ssim_weight,
+        convention=cfg.loss_convention,
     )
     return model, criterion.to(device).to(memory_format=layout)
 
