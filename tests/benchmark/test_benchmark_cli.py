@@ -18,6 +18,7 @@ from tests.fakes import TINY_BACKBONE, write_mvtec
 from piade.benchmark import runner
 from piade.cli import main
 from piade.config import SCORE_KINDS
+from piade.inference.detector import load
 from piade.metrics import image_auroc
 
 FAST = [
@@ -291,10 +292,14 @@ def test_folder_suite_runs_on_the_users_own_folders(tmp_path: Path) -> None:
     out = tmp_path / "out"
     folders = ["--normal-dir", "good", "--abnormal-dir", "bad", "--mask-dir", "masks"]
     args = ["benchmark", "folder", "--root", str(root), *folders, "--methods", "piade,ae-ssim"]
-    assert main([*args, *FAST, "--out", str(out)]) == 0
+    convention = ["--loss-convention", "authors"]  # piade's loss in the authors' code's units
+    assert main([*args, *FAST, *convention, "--out", str(out)]) == 0
     tables = json.loads((out / "results.json").read_text())
     assert tables["classes"] == ["good"]
     assert tables["paper"]["columns"] == {}
+    piade = json.loads((out / "runs/piade/good/seed0/result.json").read_text())
+    assert piade["settings"]["loss_convention"] == "authors"
+    assert load(piade["fitted"]["model_file"]).criterion.convention == "authors"
     run = json.loads((out / "runs/ae-ssim/good/seed0/result.json").read_text())
     assert run["metrics"]["n_anomalous"] == 4 and run["metrics"]["pixel_auroc"] is not None
 
