@@ -146,6 +146,7 @@ def test_non_finite_loss_stops_with_a_clear_message(tmp_path: Path) -> None:
         {"routing_weight_decay": -1e-4},
         {"perceptual_depth": 0},
         {"perceptual_depth": 22},  # VGG-11's features have 21 modules
+        {"loss_convention": "paper"},  # design or authors
     ],
 )
 def test_invalid_training_settings(settings: dict[str, object]) -> None:

@@ -78,7 +78,8 @@ class TrainConfig:
             raise ConfigError(
                 f"invalid training setting(s): {values} (epochs >= 1, batch_size >= 2,"
                 " lr > 0, weights >= 0, 0 < calibration_fraction < 1, 0 < threshold_quantile <= 1, map_sigma >= 0,"
-                f" compile one of {', '.join(COMPILE_MODES)})"
+                f" compile one of {', '.join(COMPILE_MODES)},"
+                f" loss_convention one of {', '.join(LOSS_CONVENTIONS)})"
             )
         check_perceptual_depth(self.perceptual_net, self.perceptual_depth)
 
