@@ -50,7 +50,7 @@ from piade.cli.args import datasets, parse_args
 from piade.config import SCORE_KINDS
 from piade.data.dataset import stack_images
 from piade.inference.detector import Detector, load, score_dataset
-from piade.losses import ssim
+from piade.losses import ReconstructionLoss
 from piade.metrics import image_auroc
 from piade.model.network import ModelOutput
 from piade.preprocess import to_signed
@@ -107,19 +107,16 @@ def vector_use(detector: Detector, images: torch.Tensor, batch_size: int) -> dic
 
 
 def authors_weighting(detector: Detector, images: torch.Tensor, batch_size: int) -> np.ndarray:
-    """The paper's score of each image (uint8, N x 3 x H x W) with the terms as the authors' code
-    computes them: MSE between the image and its reconstruction in [0, 1], the perceptual
-    network's squared feature difference on those [0, 1] images with no ImageNet normalisation,
-    and 1 - SSIM (their code adds -SSIM: the same ranking)."""
-    model, features = detector.model.eval(), detector.criterion.perceptual_net
+    """The paper's score of each image (uint8, N x 3 x H x W) in the units of the authors' code
+    (``ReconstructionLoss(convention="authors")``: MSE of [0, 1] images, the perceptual network
+    fed them unnormalised, 1 - SSIM), whatever units the model was trained in."""
+    model = detector.model.eval()
+    criterion = ReconstructionLoss(detector.criterion.perceptual_net, convention="authors")
     found = []
     with torch.no_grad():
         for batch in images.split(batch_size):
             x = batch.to(detector.device).float() / 255
-            y = (model(x).reconstruction.float() + 1) / 2
-            mse = (x - y).pow(2).mean(dim=(1, 2, 3))
-            perceptual = (features(y) - features(x)).pow(2).mean(dim=(1, 2, 3))
-            found.append((mse + perceptual + 1 - ssim(x, y)[0]).cpu())
+            found.append(criterion(to_signed(x), model(x).reconstruction.float()).total.cpu())
     return torch.cat(found).double().numpy()
 
 
