@@ -162,3 +162,16 @@ def test_score_table_shows_the_kinds_every_run_recorded() -> None:
     assert page.splitlines()[0] == "| class | `loss` | `map-max` | `loss-x-map` |"
     assert "| wood | 0.700 | 0.600 | **0.950** |" in page
     assert score_table([none], ["grid"]) == []
+
+
+def test_score_table_bolds_every_score_that_prints_as_the_best() -> None:
+    """Two AUROCs that differ in the last bit of a float (0.9642857142857143 against ...142) tie."""
+    from piade.benchmark.scores import render_scores
+
+    row = {
+        "class": "obj3",
+        "loss": 0.9642857142857143,
+        "loss-balanced": 0.9642857142857142,
+        "map-max": 0.801,
+    }
+    assert "| obj3 | **0.964** | **0.964** | 0.801 |" in render_scores([row])

@@ -64,8 +64,9 @@ def render_scores(rows: Sequence[dict[str, Any]]) -> str:
         "|---|" + "---:|" * len(kinds),
     ]
     for r in rows:
-        best = max(r[k] for k in kinds)
-        cells = [f"**{r[k]:.3f}**" if r[k] == best else f"{r[k]:.3f}" for k in kinds]
+        shown = {k: f"{r[k]:.3f}" for k in kinds}  # ties as printed, not to the last float bit
+        best = max(shown.values(), key=float)
+        cells = [f"**{shown[k]}**" if shown[k] == best else shown[k] for k in kinds]
         name = "**Mean**" if r["class"] == "Mean" else r["class"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
