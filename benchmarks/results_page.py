@@ -119,8 +119,9 @@ record those scores; their paper-score figures did not change.
   obj10 0.985 to 1.000; obj19 falls from 0.980 to 0.974 (one pair of its 196 normal-anomalous
   pairs). `loss-balanced` rises from 0.972 to 0.987 on the same eight. In these units the MSE
   term alone ranks obj5, obj8, obj9, obj10 and obj13 perfectly, while the perceptual term
-  alone is inverted on obj9 (0.179) and near chance on obj5 (0.536): it is the term that
-  carries least, and the design units make it the largest. The other twelve objects (eleven at
+  alone is inverted on obj9 (0.179) and near chance on obj5 (0.536), and ranks worst of the
+  three terms on seven of the eight: the term that carries least, which the design units make
+  the largest. The other twelve objects (eleven at
   1.000, obj4 at 0.995 in `coil20-400`) have not run in these units yet; had they kept their
   `coil20-400` figures the 20-object mean would be 0.991, but that is not a measurement, and
   the target of 0.99 stays unmet until they have run. One seed each.
