@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from piade.benchmark.paper import PAPER_TABLES, paper_mean, paper_value
+from piade.benchmark.scores import render_scores, score_table
 from piade.benchmark.tables import build_tables, class_order, write_tables
 
 
@@ -137,8 +138,6 @@ def test_class_order_is_natural_for_coil_objects() -> None:
 
 def test_score_table_shows_the_kinds_every_run_recorded() -> None:
     """Runs recorded before a score kind existed leave it out of the table, not the whole row."""
-    from piade.benchmark.scores import render_scores, score_table
-
     old = _record("piade", "bottle", 0, 0.8) | {
         "fitted": {"image_auroc_by_score": {"loss": 0.8, "map-max": 0.9}}
     }
@@ -166,8 +165,6 @@ def test_score_table_shows_the_kinds_every_run_recorded() -> None:
 
 def test_score_table_bolds_every_score_that_prints_as_the_best() -> None:
     """Two AUROCs that differ in the last bit of a float (0.9642857142857143 against ...142) tie."""
-    from piade.benchmark.scores import render_scores
-
     row = {
         "class": "obj3",
         "loss": 0.9642857142857143,
