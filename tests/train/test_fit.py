@@ -288,3 +288,17 @@ def test_load_names_a_path_that_is_not_one() -> None:
         ConfigError, match="path: expected a model file or run folder path, got int"
     ):
         load(3)  # type: ignore[arg-type]
+
+
+def test_too_few_calibration_images_for_the_quantile_are_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="piade.train.run"):
+        fit(normal_set(20), tmp_path / "q99", model_config=MODEL, train_config=_config(epochs=1))
+    (message,) = [r.getMessage() for r in caplog.records if "held-out" in r.getMessage()]
+    assert "0.99 quantile of only 2 held-out" in message and "--calibration-fraction" in message
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="piade.train.run"):
+        cfg = _config(epochs=1, threshold_quantile=0.5)
+        fit(normal_set(20), tmp_path / "median", model_config=MODEL, train_config=cfg)
+    assert not [r for r in caplog.records if "held-out" in r.getMessage()]

@@ -67,6 +67,17 @@ def threshold_from_normal(scores: np.ndarray, quantile: float) -> float:
     return float(np.quantile(np.asarray(scores, dtype=np.float64), quantile))
 
 
+def expected_false_alarm_rate(n_images: int, quantile: float) -> float:
+    """About what share of new normal images scores above the ``quantile`` of ``n_images`` normal scores.
+
+    A new score from the same distribution exceeds the k-th smallest of n with probability
+    (n + 1 − k) / (n + 1); :func:`threshold_from_normal` interpolates at position 1 + (n − 1)·q, so
+    the share is (n − (n − 1)·q) / (n + 1): 1 − q for many images, 1 / (n + 1) (the maximum of
+    n) when q = 1, and far above 1 − q when n·(1 − q) < 1.
+    """
+    return (n_images - (n_images - 1) * quantile) / (n_images + 1)
+
+
 def threshold_f1_max(scores: np.ndarray, labels: np.ndarray) -> float:
     """The threshold with the best F1 on a labelled validation set (score > threshold = anomalous).
 

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from piade.config import ModelConfig
 from piade.data.dataset import ImageSet, stack_images
 from piade.errors import ConfigError
-from piade.inference.calibration import calibrate
+from piade.inference.calibration import calibrate, expected_false_alarm_rate
 from piade.inference.detector import Detector
 from piade.inference.modelfile import MODEL_FILENAME
 from piade.inference.scoring import (
@@ -279,6 +279,8 @@ def _write_model_file(
         map_sigma=default_map_sigma(images.shape[-1]) if cfg.map_sigma is None else cfg.map_sigma,
         validation=validation,
     )
+    if validation is None:
+        _warn_if_few_to_calibrate(len(cal_idx), cfg)
     info = {
         "loss": {"perceptual_net": cfg.perceptual_net, "perceptual_depth": cfg.perceptual_depth},
         "training": run,
@@ -286,6 +288,19 @@ def _write_model_file(
     }
     Detector(model, criterion, calibration, info=info).save(out / MODEL_FILENAME)
     log.info("model written to %s", out / MODEL_FILENAME)
+
+
+def _warn_if_few_to_calibrate(n_images: int, cfg: TrainConfig) -> None:
+    """Say so when too few held-out images set the threshold for its quantile to mean what it says."""
+    q = cfg.threshold_quantile
+    rate = expected_false_alarm_rate(n_images, q)
+    if rate > 2 * (1 - q):
+        log.warning(
+            "the threshold is the %g quantile of only %d held-out normal images, so about %.2g %% "
+            "of new normal images will score above it (not %.2g %%); hold out more "
+            "(--calibration-fraction, now %g) or lower --threshold-quantile",
+            q, n_images, 100 * rate, 100 * (1 - q), cfg.calibration_fraction,
+        )  # fmt: skip
 
 
 def _epoch_record(
