@@ -298,7 +298,8 @@ def _warn_if_few_to_calibrate(n_images: int, cfg: TrainConfig) -> None:
         log.warning(
             "the threshold is the %g quantile of only %d held-out normal images, so about %.2g %% "
             "of new normal images will score above it (not %.2g %%); hold out more "
-            "(--calibration-fraction, now %g) or lower --threshold-quantile",
+            "(--calibration-fraction, now %g) or set it on labelled images "
+            "(piade.fit(..., validation_set=...))",
             q, n_images, 100 * rate, 100 * (1 - q), cfg.calibration_fraction,
         )  # fmt: skip
 
