@@ -50,6 +50,7 @@ MIN_IMAGE_SIZE = 32
 # The largest side accepted: memory grows with its square (the paper's largest is 120 px), and a
 # mistyped size must be refused before anything is allocated rather than fail deep inside torch.
 MAX_IMAGE_SIZE = 1024
+MIN_CENTER_CROP = 0.1
 DECODER_INITS = ("bilinear", "orthogonal")
 # The vocabularies of the scoring settings (piade.inference.scoring says what each means); kept here,
 # free of torch, so the command line can offer them without importing it (`piade --help` stays quick)
@@ -80,6 +81,10 @@ class ModelConfig:
     Attributes:
         image_size: side of the square input and reconstruction; the paper uses 32 for CIFAR-10 and
             120 for COIL-100 and MVTec AD.
+        center_crop: the central share of each side of an image kept before it is resized to
+            ``image_size`` (1, the default, keeps the whole image, as the paper describes). The
+            authors' released code resizes MVTec AD images to 156 px and crops the central 120
+            (120 / 156 ≈ 0.769; docs/data.md). Part of the model: every image it scores is cut so.
         backbone: "resnet18" (paper), "resnet34", "resnet50", or "timm:<name>" for any timm model
             that supports ``features_only`` (needs the ``timm`` extra).
         num_vectors: instantiation vectors routed to; 2 in the paper, 1 is the no-routing ablation.
@@ -106,6 +111,7 @@ class ModelConfig:
     """
 
     image_size: int = 120
+    center_crop: float = 1.0
     backbone: str = "resnet18"
     num_vectors: int = 2
     vector_dim: int = 64
@@ -126,6 +132,11 @@ class ModelConfig:
             MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE,
             f"image_size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} px",
             self.image_size,
+        )
+        _check(
+            MIN_CENTER_CROP <= self.center_crop <= 1,
+            f"center_crop must be between {MIN_CENTER_CROP} and 1 (the share of each side kept)",
+            self.center_crop,
         )
         _check(
             self.backbone in TORCHVISION_BACKBONES

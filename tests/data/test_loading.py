@@ -98,9 +98,9 @@ def test_disk_cache_hits_and_invalidation(mvtec: Path, tmp_path: Path, monkeypat
     calls: list[int] = []
     resize = piade.data.loading.resize_image
 
-    def counting(rgb: np.ndarray, size: int) -> torch.Tensor:
+    def counting(rgb: np.ndarray, size: int, crop: float = 1.0) -> torch.Tensor:
         calls.append(size)
-        return resize(rgb, size)
+        return resize(rgb, size, crop)
 
     monkeypatch.setattr(piade.data.loading, "resize_image", counting)
     cache = tmp_path / "cache"

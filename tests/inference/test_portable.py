@@ -89,6 +89,7 @@ def test_onnx_predict_matches_the_model_file(exported: dict[str, Path], tmp_path
 def test_onnx_resize_matches_the_torch_resize() -> None:
     rng = np.random.default_rng(0)
     detector = OnnxDetector.__new__(OnnxDetector)
+    detector.center_crop = 1.0
     for shape, size in (((256, 256), 120), ((90, 70), 32), ((20, 20), 32), ((32, 32), 32)):
         image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
         detector.image_size = size

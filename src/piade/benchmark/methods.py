@@ -46,6 +46,7 @@ class MethodSettings:
 
     Attributes:
         image_size: piade's input side; the autoencoders take the next multiple of 16.
+        center_crop: the central share of each side every method's images are cut to first.
         epochs, batch_size: piade's training budget.
         baseline_epochs: the autoencoders' epochs (OC-SVM and KDE have none).
         seed: seeds initialisation, shuffling and the COIL/folder splits.
@@ -53,6 +54,7 @@ class MethodSettings:
     """
 
     image_size: int
+    center_crop: float = 1.0
     epochs: int | None = None
     batch_size: int | None = None
     baseline_epochs: int | None = None
@@ -195,6 +197,7 @@ def _run_piade(
     epochs = settings.epochs or DEFAULT_EPOCHS["piade"]
     model_config = ModelConfig(
         image_size=settings.image_size,
+        center_crop=settings.center_crop,
         backbone=settings.backbone,
         num_vectors=1 if method == "piade-1v" else 2,
     )

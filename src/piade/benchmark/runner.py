@@ -61,6 +61,7 @@ class BenchmarkConfig:
     classes: tuple[str, ...] = ()
     seeds: tuple[int, ...] = (0,)
     image_size: int | None = None
+    center_crop: float = 1.0
     epochs: int | None = None
     batch_size: int | None = None
     baseline_epochs: int | None = None
@@ -78,6 +79,7 @@ class BenchmarkConfig:
     def settings(self, seed: int) -> MethodSettings:
         return MethodSettings(
             image_size=self.image_size or PAPER_IMAGE_SIZE[self.suite],
+            center_crop=self.center_crop,
             epochs=self.epochs,
             batch_size=self.batch_size,
             baseline_epochs=self.baseline_epochs,
@@ -124,7 +126,13 @@ def _run_class(config: BenchmarkConfig, out: Path, cls: str, seed: int, methods:
         size = method_image_size(method, settings.image_size)
         if size not in data:
             data[size] = load_class(
-                config.suite, config.root, cls, image_size=size, seed=seed, **config.data_options
+                config.suite,
+                config.root,
+                cls,
+                image_size=size,
+                seed=seed,
+                center_crop=config.center_crop,
+                **config.data_options,
             )
         train, test = data[size]
         run_dir = _run_dir(out, method, cls, seed)
@@ -183,7 +191,7 @@ def _claim(out: Path, config: BenchmarkConfig) -> None:
 
 
 # Settings added after benchmarks were recorded, with the value those benchmarks ran with
-_LATER_SETTINGS = {"perceptual_depth": 4, "loss_convention": "design"}
+_LATER_SETTINGS = {"perceptual_depth": 4, "loss_convention": "design", "center_crop": 1.0}
 
 
 def _with_defaults(record: dict[str, Any]) -> dict[str, Any]:

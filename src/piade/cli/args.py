@@ -87,6 +87,7 @@ def model_config(args: argparse.Namespace) -> ModelConfig:
         size = 32 if args.data == "cifar10" else 120
     return ModelConfig(
         image_size=size,
+        center_crop=args.center_crop,
         backbone=args.backbone,
         num_vectors=args.num_vectors,
         routing_iterations=args.routing_iterations,
@@ -136,18 +137,30 @@ def data_target(args: argparse.Namespace) -> Any:
     return None
 
 
-def datasets(args: argparse.Namespace, *, image_size: int) -> tuple[Any, Any]:
+def datasets(
+    args: argparse.Namespace, *, image_size: int, center_crop: float = 1.0
+) -> tuple[Any, Any]:
     """The (train, test) data sets the data flags name."""
     from piade.data import build_datasets
 
-    return build_datasets(*_data_arguments(args), image_size=image_size, **_data_options(args))
+    return build_datasets(
+        *_data_arguments(args),
+        image_size=image_size,
+        center_crop=center_crop,
+        **_data_options(args),
+    )
 
 
-def test_set(args: argparse.Namespace, *, image_size: int) -> Any:
+def test_set(args: argparse.Namespace, *, image_size: int, center_crop: float = 1.0) -> Any:
     """The test set alone (``evaluate``: the training images are not decoded)."""
     from piade.data import build_test_set
 
-    return build_test_set(*_data_arguments(args), image_size=image_size, **_data_options(args))
+    return build_test_set(
+        *_data_arguments(args),
+        image_size=image_size,
+        center_crop=center_crop,
+        **_data_options(args),
+    )
 
 
 def _data_arguments(args: argparse.Namespace) -> tuple[str, Any, Any]:

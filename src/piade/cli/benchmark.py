@@ -66,6 +66,13 @@ def add_parser(verbs: Any, formatter: type[argparse.HelpFormatter]) -> argparse.
     parser.add_argument(
         "--image-size", type=int, help="default: 32 for cifar10, 120 otherwise (the paper's)"
     )
+    parser.add_argument(
+        "--center-crop",
+        type=float,
+        default=1.0,
+        help="keep the central share of each side before resizing (default 1: the whole image, as the paper"
+        " describes; the authors' code crops MVTec AD to 120 of 156 px: 0.769)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
     parser.add_argument(
         "--backbone", default="resnet18", help="piade: resnet18|34|50 or timm:<name>"
@@ -163,6 +170,7 @@ def benchmark_config(args: argparse.Namespace, argv: list[str]) -> Any:
         classes=tuple(classes),
         seeds=tuple(args.seeds),
         image_size=args.image_size,
+        center_crop=args.center_crop,
         epochs=args.epochs,
         batch_size=args.batch_size,
         baseline_epochs=args.baseline_epochs,

@@ -45,7 +45,9 @@ def _fit(args: argparse.Namespace) -> int:
     from piade.train.run import fit
 
     model_config, train_config = cli_args.model_config(args), cli_args.train_config(args)
-    train_set, _ = cli_args.datasets(args, image_size=model_config.image_size)
+    train_set, _ = cli_args.datasets(
+        args, image_size=model_config.image_size, center_crop=model_config.center_crop
+    )
     result = fit(
         train_set,
         args.out,
@@ -73,7 +75,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     detector = load(args.model, device=args.device, precision=args.precision, compile=args.compile)
     tic = time.perf_counter()
-    test_set = cli_args.test_set(args, image_size=detector.image_size)
+    test_set = cli_args.test_set(
+        args, image_size=detector.image_size, center_crop=detector.config.center_crop
+    )
     metrics = evaluate(
         detector,
         test_set,
@@ -152,8 +156,8 @@ def _export(args: argparse.Namespace) -> int:
         paths = list(find_images(args.check_images))[:16]
         if not paths:
             raise ConfigError(f"--check-images {args.check_images[0]}: no image files found")
-        size = detector.image_size
-        images = torch.stack([resize_image(read_rgb(str(p)), size) for p in paths]).float() / 255
+        size, crop = detector.image_size, detector.config.center_crop
+        images = torch.stack([resize_image(read_rgb(str(p)), size, crop) for p in paths]) / 255
     diffs = export_onnx(detector, args.out, batch_size=args.check_batch_size, images=images)
     checked = (
         f"noise, 6 image-like inputs{'' if images is None else f' and {len(images)} of yours'}"

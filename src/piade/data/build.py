@@ -19,7 +19,7 @@ from piade.data.protocols import coil_split, folder_split, one_vs_rest
 from piade.errors import ConfigError
 
 DATASETS = ("cifar10", "coil100", "mvtec", "folder")
-LOAD_OPTIONS = ("cache_dir", "workers", "on_error")
+LOAD_OPTIONS = ("center_crop", "cache_dir", "workers", "on_error")
 FORMAT_OPTIONS: dict[str, tuple[str, ...]] = {
     "cifar10": (),
     "coil100": ("train_fraction",),
@@ -95,7 +95,8 @@ def build_datasets(
             when ``normal_dir`` is not given, else None.
         image_size: side of the square images, in pixels.
         seed: seeds the COIL and folder splits.
-        **options: ``cache_dir`` (disk cache folder), ``workers`` (decoding threads), ``on_error``
+        **options: ``center_crop`` (the central share of each side kept before resizing; 1, the
+            default, keeps the whole image), ``cache_dir`` (disk cache folder), ``workers`` (decoding threads), ``on_error``
             ("raise" or "skip" unreadable files); COIL: ``train_fraction`` (0.8); folder:
             ``normal_dir``, ``abnormal_dir``, ``mask_dir``, ``normal_test_dir``, ``normal_split``
             (0.2, used without ``normal_test_dir``).

@@ -39,14 +39,16 @@ class DiskCache:
                 "writable cache_dir or none"
             ) from error
 
-    def entry(self, path: str, kind: str, size: int) -> Path | None:
-        """The cache file for ``path`` at ``size``, or None when ``path`` is not a file."""
+    def entry(self, path: str, kind: str, size: int, crop: float = 1.0) -> Path | None:
+        """The cache file for ``path`` at ``size`` (after a central ``crop``), or None when
+        ``path`` is not a file."""
         try:
             stat = os.stat(path)
         except OSError:
             return None
         identity = (
-            f"{CACHE_FORMAT}|{RESIZE_METHOD}|{kind}|{size}|{os.path.abspath(path)}|"
+            f"{CACHE_FORMAT}|{RESIZE_METHOD}|{kind}|{size}{f'|crop={crop!r}' if crop < 1 else ''}|"
+            f"{os.path.abspath(path)}|"
             f"{stat.st_size}|{stat.st_mtime_ns}"
         )
         raw = identity.encode("utf-8", "surrogateescape")  # file names need not be UTF-8
@@ -60,9 +62,11 @@ class DiskCache:
         size: int,
         shape: tuple[int, ...],
         compute: Callable[[], torch.Tensor],
+        *,
+        crop: float = 1.0,
     ) -> torch.Tensor:
         """The cached uint8 tensor of ``shape`` for ``path``, else ``compute()`` (then stored)."""
-        entry = self.entry(path, kind, size)
+        entry = self.entry(path, kind, size, crop)
         if entry is None:
             return compute()
         cached = self._load(entry, shape)

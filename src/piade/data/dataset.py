@@ -23,10 +23,16 @@ class ImageDataset(Dataset[dict[str, Any]]):
         labels: the items' labels, in order.
         images: uint8 (N, 3, S, S).
         masks: uint8 (N, 1, S, S) in {0, 1}; a zero-copy view of zeros when no sample has a mask.
+        center_crop: the central share of each side the images were cut to before resizing.
     """
 
     def __init__(
-        self, samples: Sequence[Sample], images: torch.Tensor, masks: torch.Tensor | None = None
+        self,
+        samples: Sequence[Sample],
+        images: torch.Tensor,
+        masks: torch.Tensor | None = None,
+        *,
+        center_crop: float = 1.0,
     ) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(
@@ -45,6 +51,7 @@ class ImageDataset(Dataset[dict[str, Any]]):
         self.labels: list[int] = [s.label for s in self.samples]
         self.images = images
         self.masks = masks
+        self.center_crop = center_crop
         self._has_masks = any(s.mask is not None for s in self.samples)
 
     @property

@@ -150,11 +150,40 @@ def check_mask_size(image_path: str, mask_path: str) -> None:
         )
 
 
-def resize_image(rgb: np.ndarray, size: int) -> torch.Tensor:
-    """RGB uint8 (H, W, 3) -> uint8 (3, size, size), antialiased bilinear, rounded."""
+def center_box(height: int, width: int, crop: float) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of the central ``crop`` share of each side of an image.
+
+    The margins are rounded to whole pixels and equal on opposite sides; at least one pixel is kept.
+    """
+    top = min(round(height * (1 - crop) / 2), (height - 1) // 2)
+    left = min(round(width * (1 - crop) / 2), (width - 1) // 2)
+    return top, left, height - top, width - left
+
+
+def place_in_box(
+    inner: np.ndarray, height: int, width: int, box: tuple[int, int, int, int]
+) -> np.ndarray:
+    """A (height, width) map holding ``inner`` at ``box`` (from :func:`center_box`) and zeros
+    around it: an anomaly map of a centrally cropped image, laid on the whole image."""
+    top, left, bottom, right = box
+    if (top, left, bottom, right) == (0, 0, height, width):
+        return inner
+    full = np.zeros((height, width), dtype=inner.dtype)
+    full[top:bottom, left:right] = inner
+    return full
+
+
+def resize_image(rgb: np.ndarray, size: int, crop: float = 1.0) -> torch.Tensor:
+    """RGB uint8 (H, W, 3) -> uint8 (3, size, size), antialiased bilinear, rounded.
+
+    ``crop`` < 1 first keeps the central share of each side (:func:`center_box`).
+    """
     import torch  # here: reading files needs no torch (piade.inference.portable)
     import torch.nn.functional as F
 
+    if crop < 1:
+        top, left, bottom, right = center_box(rgb.shape[0], rgb.shape[1], crop)
+        rgb = rgb[top:bottom, left:right]
     chw = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)  # (3, H, W)
     if chw.shape[-2:] == (size, size):
         return chw.contiguous()
@@ -164,11 +193,15 @@ def resize_image(rgb: np.ndarray, size: int) -> torch.Tensor:
     return out[0].round_().clamp_(0, 255).to(torch.uint8)
 
 
-def resize_mask(mask: np.ndarray, size: int) -> torch.Tensor:
-    """bool (H, W) -> uint8 (1, size, size) in {0, 1}, nearest sampling at pixel centres."""
+def resize_mask(mask: np.ndarray, size: int, crop: float = 1.0) -> torch.Tensor:
+    """bool (H, W) -> uint8 (1, size, size) in {0, 1}, nearest sampling at pixel centres, after
+    the same central crop as :func:`resize_image`'s."""
     import torch
     import torch.nn.functional as F
 
+    if crop < 1:
+        top, left, bottom, right = center_box(mask.shape[0], mask.shape[1], crop)
+        mask = mask[top:bottom, left:right]
     binary = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.uint8))[None]  # (1, H, W)
     if binary.shape[-2:] == (size, size):
         return binary

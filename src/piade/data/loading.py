@@ -42,12 +42,14 @@ class LoadOptions:
 
     Attributes:
         image_size: side of the square output images, in pixels.
+        center_crop: the central share of each side kept before resizing (1: the whole image).
         cache_dir: folder of the optional disk cache (see :mod:`piade.data.cache`), or None.
         workers: decoding threads; None means ``min(8, number of CPUs)``.
         on_error: "raise" stops at the first unreadable file, "skip" leaves it out with a warning.
     """
 
     image_size: int
+    center_crop: float = 1.0
     cache_dir: str | os.PathLike[str] | None = None
     workers: int | None = None
     on_error: str = "raise"
@@ -60,6 +62,15 @@ class LoadOptions:
         ):
             raise ConfigError(
                 f"image_size must be a positive int (pixels); got {self.image_size!r}"
+            )
+        if (
+            isinstance(self.center_crop, bool)
+            or not isinstance(self.center_crop, (int, float))
+            or not 0 < self.center_crop <= 1
+        ):
+            raise ConfigError(
+                f"center_crop must be a share of each side, above 0 and at most 1; got"
+                f" {self.center_crop!r}"
             )
         if self.on_error not in ON_ERROR:
             raise ConfigError(
@@ -81,9 +92,11 @@ def load_samples(
     Raises DataError for an unreadable image or mask, or a mask whose size differs from its image's
     (unless ``options.on_error == "skip"``), and when no sample is left.
     """
-    size = options.image_size
+    size, crop = options.image_size, float(options.center_crop)
     if not samples:
-        return ImageDataset([], torch.empty((0, 3, size, size), dtype=torch.uint8))
+        return ImageDataset(
+            [], torch.empty((0, 3, size, size), dtype=torch.uint8), center_crop=crop
+        )
     cache = DiskCache(options.cache_dir) if options.cache_dir is not None else None
     has_masks = any(s.mask is not None for s in samples)
     images = torch.empty((len(samples), 3, size, size), dtype=torch.uint8)
@@ -91,7 +104,7 @@ def load_samples(
 
     def work(row: int) -> DataError | None:
         try:
-            images[row], mask = _decode(samples[row], size, read, cache)
+            images[row], mask = _decode(samples[row], size, crop, read, cache)
         except DataError as error:
             return error
         if masks is not None and mask is not None:
@@ -108,14 +121,16 @@ def load_samples(
             f"no readable {description} left: all {len(samples)} were skipped; check "
             "the files named in the warnings"
         )
+    cut = f" (central {crop:.3g} of each side)" if crop < 1 else ""
     log.info(
-        "decoded %d %s at %d px in %.2f s", len(keep), description, size, time.perf_counter() - tic
-    )
+        "decoded %d %s at %d px%s in %.2f s",
+        len(keep), description, size, cut, time.perf_counter() - tic,
+    )  # fmt: skip
     if len(keep) < len(samples):
         rows = torch.as_tensor(keep, dtype=torch.long)
         images = torch.index_select(images, 0, rows)
         masks = torch.index_select(masks, 0, rows) if masks is not None else None
-    return ImageDataset([samples[i] for i in keep], images, masks)
+    return ImageDataset([samples[i] for i in keep], images, masks, center_crop=crop)
 
 
 def _collect(
@@ -143,26 +158,26 @@ def _collect(
 
 
 def _decode(
-    sample: Sample, size: int, read: PixelReader, cache: DiskCache | None
+    sample: Sample, size: int, crop: float, read: PixelReader, cache: DiskCache | None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """uint8 image (3, S, S) and mask (1, S, S) or None for one sample."""
     image_shape, mask_shape = (3, size, size), (1, size, size)
 
     def image() -> torch.Tensor:
-        return resize_image(read(sample.source), size)
+        return resize_image(read(sample.source), size, crop)
 
     if cache is None:
         decoded = image()
     else:
-        decoded = cache.fetch(sample.source, "image", size, image_shape, image)
+        decoded = cache.fetch(sample.source, "image", size, image_shape, image, crop=crop)
     if sample.mask is None:
         return decoded, None
     mask_path = sample.mask
     check_mask_size(sample.source, mask_path)
 
     def mask() -> torch.Tensor:
-        return resize_mask(read_mask(mask_path), size)
+        return resize_mask(read_mask(mask_path), size, crop)
 
     return decoded, mask() if cache is None else cache.fetch(
-        mask_path, "mask", size, mask_shape, mask
+        mask_path, "mask", size, mask_shape, mask, crop=crop
     )

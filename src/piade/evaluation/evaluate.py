@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from piade.data.dataset import ImageSet, stack_images
-from piade.errors import printable
+from piade.errors import ConfigError, printable
 from piade.evaluation.report import ReportData, write_report
 from piade.inference.detector import Detector, score_dataset
 from piade.inference.predict import length_columns
@@ -75,6 +75,13 @@ def evaluate(
     model_path: str = "",
 ) -> dict[str, Any]:
     """Score ``test_set`` (items need ``label``), write ``metrics.json``, ``scores.csv``, a report."""
+    crop = getattr(test_set, "center_crop", 1.0)
+    if crop != detector.config.center_crop:
+        raise ConfigError(
+            f"test_set: its images were cut to the central {crop:g} of each side but the model"
+            f" was trained on the central {detector.config.center_crop:g}; build the test set with"
+            f" center_crop={detector.config.center_crop:g}"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     scored = score_dataset(
@@ -98,6 +105,7 @@ def evaluate(
         "score_kind": cal.score_kind,
         "model": model_path,
         "image_size": detector.image_size,
+        "center_crop": detector.config.center_crop,
         "vectors": vector_statistics(scored["lengths"], scored["decoded"], labels),
         # per defect type (or class): how many are flagged, and each one's AUROC
         "groups": group_statistics(labels, scored["score"], groups, cal.threshold)

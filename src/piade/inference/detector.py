@@ -190,6 +190,7 @@ class Detector:
         info["calibration"] = dataclasses.asdict(self.calibration)
         info["preprocessing"] = {
             "image_size": self.image_size,
+            "center_crop": self.config.center_crop,
             "color": "RGB",
             "range": [0.0, 1.0],
             "resize": "bilinear, antialiased",

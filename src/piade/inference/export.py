@@ -98,6 +98,7 @@ def export_metadata(detector: Detector) -> dict[str, object]:
         "training": detector.info.get("training", {}).get("train"),
         "loss": detector.info.get("loss"),
         "preprocessing": {
+            "center_crop": detector.config.center_crop,
             "color": "RGB",
             "range": [0.0, 1.0],
             "resize": "bilinear, antialiased",

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from piade.data.decode import center_box, place_in_box
 from piade.errors import ConfigError, PiadeError
 
 METADATA_KEY = "piade"  # the metadata entry of an exported file: the JSON of export_metadata
@@ -61,6 +62,7 @@ class OnnxDetector:
         self.calibration = dict(metadata["calibration"])
         self.threshold = float(self.calibration["threshold"])
         self.map_scale = 2 * float(self.calibration["map_normal_p99"])  # the maps' colour scale
+        self.center_crop = float(metadata.get("preprocessing", {}).get("center_crop", 1.0))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, threads: int = 0) -> OnnxDetector:
@@ -140,6 +142,9 @@ class OnnxDetector:
     def resize(self, rgb: np.ndarray) -> np.ndarray:
         """RGB uint8 (H, W, 3) -> uint8 (3, S, S): antialiased bilinear, rounded (see the module)."""
         size = self.image_size
+        if self.center_crop < 1:
+            top, left, bottom, right = center_box(rgb.shape[0], rgb.shape[1], self.center_crop)
+            rgb = rgb[top:bottom, left:right]
         if rgb.shape[:2] == (size, size):
             return np.ascontiguousarray(rgb.transpose(2, 0, 1))
         channels = [
@@ -153,8 +158,12 @@ class OnnxDetector:
         return np.stack(channels).round().clip(0, 255).astype(np.uint8)
 
     def map_at(self, anomaly_map: np.ndarray, height: int, width: int) -> np.ndarray:
-        """Resize one map (h, w) to an image's own resolution (bilinear)."""
-        if anomaly_map.shape == (height, width):
-            return anomaly_map
-        picture = Image.fromarray(np.ascontiguousarray(anomaly_map, dtype=np.float32))  # mode F
-        return np.asarray(picture.resize((width, height), Image.Resampling.BILINEAR))
+        """Resize one map (h, w) to an image's own resolution (bilinear), or to its central crop's
+        with zeros around it."""
+        box = center_box(height, width, self.center_crop)
+        inner_height, inner_width = box[2] - box[0], box[3] - box[1]
+        if anomaly_map.shape != (inner_height, inner_width):
+            picture = Image.fromarray(np.ascontiguousarray(anomaly_map, dtype=np.float32))  # mode F
+            size = (inner_width, inner_height)
+            anomaly_map = np.asarray(picture.resize(size, Image.Resampling.BILINEAR))
+        return place_in_box(anomaly_map, height, width, box)

@@ -70,7 +70,11 @@ class Scorer(Protocol):
 
     def score(self, images: np.ndarray) -> dict[str, np.ndarray]: ...
     def resize(self, rgb: np.ndarray) -> np.ndarray: ...
-    def map_at(self, anomaly_map: np.ndarray, height: int, width: int) -> np.ndarray: ...
+    def map_at(self, anomaly_map: np.ndarray, height: int, width: int) -> np.ndarray:
+        """The map laid on an image of (height, width): resized to the part the model saw (the
+        whole image, or its central crop), zeros elsewhere."""
+        ...
+
     def about(self) -> dict[str, Any]: ...
 
 
@@ -100,13 +104,18 @@ class TorchScorer:
     def resize(self, rgb: np.ndarray) -> np.ndarray:
         from piade.data.decode import resize_image
 
-        return resize_image(rgb, self.image_size).numpy()
+        return resize_image(rgb, self.image_size, self.detector.config.center_crop).numpy()
 
     def map_at(self, anomaly_map: np.ndarray, height: int, width: int) -> np.ndarray:
         import torch
 
-        resized = self.detector.map_at(torch.from_numpy(anomaly_map)[None], height, width)
-        return resized[0].numpy()
+        from piade.data.decode import center_box, place_in_box
+
+        box = center_box(height, width, self.detector.config.center_crop)
+        inner = self.detector.map_at(
+            torch.from_numpy(anomaly_map)[None], box[2] - box[0], box[3] - box[1]
+        )
+        return place_in_box(inner[0].numpy(), height, width, box)
 
     def about(self) -> dict[str, Any]:
         """The network, data and training as the model file records them, and how it runs."""

@@ -91,6 +91,13 @@ def _fit_arguments(
             f"train_set: its images are {tuple(images.shape[1:])} but model_config.image_size is"
             f" {size}; build the data set at image_size={size}"
         )
+    crop = getattr(train_set, "center_crop", 1.0)
+    if crop != model_config.center_crop:
+        raise ConfigError(
+            f"train_set: its images were cut to the central {crop:g} of each side but"
+            f" model_config.center_crop is {model_config.center_crop:g}; build the data set with"
+            f" center_crop={model_config.center_crop:g}"
+        )
     return images
 
 
@@ -296,11 +303,11 @@ def _warn_if_few_to_calibrate(n_images: int, cfg: TrainConfig) -> None:
     rate = expected_false_alarm_rate(n_images, q)
     if rate > 2 * (1 - q):
         log.warning(
-            "the threshold is the %g quantile of only %d held-out normal images, so about %.2g %% "
+            "the threshold is the %g quantile of only %d held-out normal %s, so about %.2g %% "
             "of new normal images will score above it (not %.2g %%); hold out more "
             "(--calibration-fraction, now %g) or set it on labelled images "
             "(piade.fit(..., validation_set=...))",
-            q, n_images, 100 * rate, 100 * (1 - q), cfg.calibration_fraction,
+            q, n_images, "image" if n_images == 1 else "images", 100 * rate, 100 * (1 - q), cfg.calibration_fraction,
         )  # fmt: skip
 
 
