@@ -118,3 +118,15 @@ def test_a_bad_precise_bn_value_is_named(capsys: pytest.CaptureFixture[str]) -> 
             ]
         )
     assert "--precise-bn" in capsys.readouterr().err
+
+
+def test_runs_saved_before_the_central_crop_resume_and_load_whole() -> None:
+    old = ModelConfig().to_dict()
+    del old["center_crop"]
+    assert ModelConfig.from_dict(with_legacy_values(old)).center_crop == 1.0
+    check_same_run(
+        {"model": old, "train": {}}, {"model": ModelConfig().to_dict(), "train": {}}, Path("run")
+    )
+    with pytest.raises(CheckpointError, match=r"model\.center_crop"):
+        cut = ModelConfig(center_crop=0.5).to_dict()
+        check_same_run({"model": old, "train": {}}, {"model": cut, "train": {}}, Path("run"))

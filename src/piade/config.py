@@ -66,7 +66,7 @@ SCORE_KINDS = (  # image scores
 MAP_STYLES = ("overlay", "heatmap", "none")  # what `piade predict` writes into maps/
 MAP_FORMATS = ("png", "jpg")  # the files it writes them as
 # What configs written before a setting existed meant by it (their runs and model files used it)
-LEGACY_VALUES: dict[str, Any] = {"decoder_init": "orthogonal"}
+LEGACY_VALUES: dict[str, Any] = {"decoder_init": "orthogonal", "center_crop": 1.0}
 
 
 def with_legacy_values(values: Mapping[str, Any]) -> dict[str, Any]:
