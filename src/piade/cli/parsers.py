@@ -79,8 +79,8 @@ def _fit_flags(parser: argparse.ArgumentParser) -> None:
         "--center-crop",
         type=float,
         default=M.center_crop,
-        help="keep the central share of each side before resizing (default 1: the whole image, as the paper"
-        " describes; the authors' code crops MVTec AD to 120 of 156 px: 0.769)",
+        help="keep the central share of each side before resizing (default 1: the whole image,"
+        " as the paper describes; the authors' code crops MVTec AD to 120 of 156 px: 0.769)",
     )
     model.add_argument("--backbone", default=M.backbone, help="resnet18|34|50 or timm:<name>")
     model.add_argument(

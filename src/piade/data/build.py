@@ -96,8 +96,8 @@ def build_datasets(
         image_size: side of the square images, in pixels.
         seed: seeds the COIL and folder splits.
         **options: ``center_crop`` (the central share of each side kept before resizing; 1, the
-            default, keeps the whole image), ``cache_dir`` (disk cache folder), ``workers`` (decoding threads), ``on_error``
-            ("raise" or "skip" unreadable files); COIL: ``train_fraction`` (0.8); folder:
+            default, keeps the whole image), ``cache_dir`` (disk cache folder), ``workers``
+            (decoding threads), ``on_error`` ("raise" or "skip" unreadable files); COIL: ``train_fraction`` (0.8); folder:
             ``normal_dir``, ``abnormal_dir``, ``mask_dir``, ``normal_test_dir``, ``normal_split``
             (0.2, used without ``normal_test_dir``).
 
