@@ -97,9 +97,9 @@ def build_datasets(
         seed: seeds the COIL and folder splits.
         **options: ``center_crop`` (the central share of each side kept before resizing; 1, the
             default, keeps the whole image), ``cache_dir`` (disk cache folder), ``workers``
-            (decoding threads), ``on_error`` ("raise" or "skip" unreadable files); COIL: ``train_fraction`` (0.8); folder:
-            ``normal_dir``, ``abnormal_dir``, ``mask_dir``, ``normal_test_dir``, ``normal_split``
-            (0.2, used without ``normal_test_dir``).
+            (decoding threads), ``on_error`` ("raise" or "skip" unreadable files); COIL:
+            ``train_fraction`` (0.8); folder: ``normal_dir``, ``abnormal_dir``, ``mask_dir``,
+            ``normal_test_dir``, ``normal_split`` (0.2, used without ``normal_test_dir``).
 
     Returns:
         Two :class:`ImageDataset`: items ``image`` float32 (3, S, S) in [0, 1], ``label`` 0/1,
