@@ -70,8 +70,7 @@ def add_parser(verbs: Any, formatter: type[argparse.HelpFormatter]) -> argparse.
         "--center-crop",
         type=float,
         default=1.0,
-        help="keep the central share of each side before resizing (default 1: the whole image,"
-        " as the paper describes; the authors' code crops MVTec AD to 120 of 156 px: 0.769)",
+        help="central share of each side kept before resizing, for every method (as in fit)",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
     parser.add_argument(
