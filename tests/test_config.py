@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,30 @@ def test_runs_saved_before_the_central_crop_resume_and_load_whole() -> None:
     with pytest.raises(CheckpointError, match=r"model\.center_crop"):
         cut = ModelConfig(center_crop=0.5).to_dict()
         check_same_run({"model": old, "train": {}}, {"model": cut, "train": {}}, Path("run"))
+
+
+def test_runs_saved_before_the_loss_units_and_perceptual_depth_resume_as_they_trained(
+    tmp_path: Path,
+) -> None:
+    """A run.json without ``loss_convention`` or ``perceptual_depth`` trained in the design's
+    units with VGG's first four modules: it resumes as that, and refuses other values."""
+    from piade.cli.args import parse_args
+    from piade.train.config import TrainConfig
+
+    old = TrainConfig().to_dict()
+    for key in ("loss_convention", "perceptual_depth", "routing_weight_decay"):
+        del old[key]
+    saved = {"model": ModelConfig().to_dict(), "train": old}
+    same = TrainConfig(loss_convention="design", perceptual_depth=4).to_dict()
+    check_same_run(saved, {"model": ModelConfig().to_dict(), "train": same}, Path("run"))
+    for change in ({"loss_convention": "authors"}, {"perceptual_depth": 3}):
+        key = next(iter(change))
+        with pytest.raises(CheckpointError, match=rf"train\.{key}"):
+            other = TrainConfig(**(same | change)).to_dict()
+            check_same_run(saved, {"model": ModelConfig().to_dict(), "train": other}, Path("run"))
+
+    (tmp_path / "run.json").write_text(
+        json.dumps(saved | {"data": {"cli": {"data": "mvtec", "root": "r", "category": "c"}}})
+    )
+    args = parse_args(["fit", "--resume", "--out", str(tmp_path)])
+    assert (args.loss_convention, args.perceptual_depth) == ("design", 4)

@@ -14,7 +14,7 @@ from piade.cli.parsers import build_parsers
 from piade.cli.values import auto_or_number, precise_bn, weights
 from piade.config import ModelConfig, with_legacy_values
 from piade.errors import ConfigError
-from piade.train.config import CHECKPOINT, RUN, TrainConfig
+from piade.train.config import CHECKPOINT, RUN, TrainConfig, with_legacy_train_values
 
 FIT_ONLY = {"help", "config", "resume", "out"}
 
@@ -37,7 +37,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.resume:
         run = json.loads((args.out / RUN).read_text())
         model = with_legacy_values(run.get("model", {}))
-        saved = run.get("data", {}).get("cli", {}) | model | run.get("train", {})
+        train = with_legacy_train_values(run.get("train", {}))
+        saved = run.get("data", {}).get("cli", {}) | model | train
         defaults |= {k: v for k, v in saved.items() if k in valid}
     if args.config is not None:
         defaults |= _read_yaml(args.config, valid=valid)

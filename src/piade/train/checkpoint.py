@@ -20,7 +20,7 @@ from torch import nn
 
 from piade.config import with_legacy_values
 from piade.errors import ConfigError, PiadeError
-from piade.train.config import CHECKPOINT, METRICS, RUN
+from piade.train.config import CHECKPOINT, METRICS, RUN, with_legacy_train_values
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +99,12 @@ def check_same_run(saved: dict[str, Any], run: dict[str, Any], out: Path) -> Non
     """CheckpointError listing the settings of ``run`` that differ from the checkpoint's ``saved``
     (other than :data:`RESUMABLE_CHANGES`)."""
     saved_model = with_legacy_values(saved["model"])
+    saved_train = with_legacy_train_values(saved["train"])
     diffs = [f"model.{k}" for k in run["model"] if saved_model.get(k) != run["model"][k]]
     diffs += [
         f"train.{k}"
         for k in run["train"]
-        if k not in RESUMABLE_CHANGES and saved["train"].get(k) != run["train"][k]
+        if k not in RESUMABLE_CHANGES and saved_train.get(k) != run["train"][k]
     ]
     if diffs:
         raise CheckpointError(

@@ -19,6 +19,17 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 RUN = "run.json"
+# What runs saved before a training setting existed did: they resume and compare as that
+TRAIN_LEGACY_VALUES: dict[str, Any] = {
+    "routing_weight_decay": None,
+    "perceptual_depth": 4,
+    "loss_convention": "design",
+}
+
+
+def with_legacy_train_values(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (a saved training config) with the settings it predates filled in as they were."""
+    return {**TRAIN_LEGACY_VALUES, **values}
 
 
 @dataclass(frozen=True, kw_only=True)
