@@ -56,7 +56,10 @@ training, anomaly maps smoothed with σ = 4 px) ran in `mvtec-400`, `mvtec-400-s
 `coil20-400`, `coil20-400-authors`, `coil20-400-lite0`, `coil20-120`, `cifar10-400`, `cifar10-20ep`,
 `cifar10-20ep-lite0` and `cifar10-20ep-authors`; every piade run there also records the image AUROC of every image
 score of the same model and scoring pass (the "Image score (beyond the paper)" tables; the main
-tables keep the paper's score). The `mvtec-400*` and `coil20-120` runs were scored again on
+tables keep the paper's score). Since 2026-12-07 the loss is computed in the units of the
+authors' released code by default (`--loss-convention authors`; [training.md](training.md),
+"The authors' units"); the runs named `*-authors` used them, the others DESIGN.md's units
+(`--loss-convention design`), the default when they ran. The `mvtec-400*` and `coil20-120` runs were scored again on
 2026-12-02 by `piade benchmark` resuming them from their last checkpoints (which recomputes the
 batch-norm choice, the calibration and the test scores, with no weight changes) so that they
 record those scores; their paper-score figures did not change.

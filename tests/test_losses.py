@@ -75,16 +75,17 @@ def test_terms_are_per_image_and_add_up() -> None:
     torch.testing.assert_close(
         terms.total, terms.mse + 0.5 * terms.perceptual + 2.0 * (1 - terms.ssim)
     )
-    expected_mse = F.mse_loss(reconstruction, target, reduction="none").mean(dim=(1, 2, 3))
-    torch.testing.assert_close(terms.mse, expected_mse)
+    # the default units (the authors'): the MSE of the images mapped to [0, 1]
+    expected_mse = F.mse_loss((reconstruction + 1) / 2, (target + 1) / 2, reduction="none")
+    torch.testing.assert_close(terms.mse, expected_mse.mean(dim=(1, 2, 3)))
     for k in range(3):  # each image's terms do not depend on the rest of the batch
         alone = criterion(target[k : k + 1], reconstruction[k : k + 1])
         torch.testing.assert_close(alone.total, terms.total[k : k + 1])
 
 
-def test_perceptual_term_uses_imagenet_normalised_features() -> None:
+def test_the_design_convention_feeds_imagenet_normalised_features() -> None:
     stub = _Stub()
-    criterion = ReconstructionLoss(stub)
+    criterion = ReconstructionLoss(stub, convention="design")
     target, reconstruction = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
     mean = torch.tensor([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).reshape(1, 3, 1, 1)
@@ -98,7 +99,8 @@ def test_the_authors_convention_takes_the_units_of_their_code() -> None:
     """MSE of the images in [0, 1] (a quarter of the [-1, 1] figure), the perceptual network fed
     the [0, 1] images without normalisation, SSIM unchanged."""
     stub = _Stub()
-    design, authors = ReconstructionLoss(stub), ReconstructionLoss(stub, convention="authors")
+    design, authors = ReconstructionLoss(stub, convention="design"), ReconstructionLoss(stub)
+    assert authors.convention == "authors"  # the default
     target, reconstruction = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
     ours, theirs = design(target, reconstruction), authors(target, reconstruction)
     torch.testing.assert_close(theirs.mse, ours.mse / 4)

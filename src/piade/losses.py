@@ -1,10 +1,12 @@
 """The paper's objective (Sec. 3.2), per image: MSE + λ1 · perceptual + λ2 · (1 − SSIM).
 
-Every term is returned per image, shape (B,), because the total is also the anomaly score. Images
-are compared in the decoder's [-1, 1] range; SSIM and the perceptual network see them mapped back
-to [0, 1] (the perceptual network after ImageNet normalisation). With ``convention="authors"``
-the terms take the units of the authors' released code: the MSE of the images in [0, 1] (a
-quarter of the [-1, 1] figure) and the perceptual network fed the [0, 1] images as they are.
+Every term is returned per image, shape (B,), because the total is also the anomaly score. The
+decoder's output is in [-1, 1]; SSIM always compares the images mapped back to [0, 1]. With
+``convention="authors"`` (the default) the other terms take the units of the authors' released
+code: the MSE of the images in [0, 1] and the perceptual network fed those images as they are.
+With ``convention="design"`` (DESIGN.md; runs and model files saved before the option) the MSE
+compares the [-1, 1] images (four times the figure) and the perceptual network receives the
+[0, 1] images after ImageNet normalisation.
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from piade.config import LOSS_CONVENTIONS, VGG_LAYOUTS, check_perceptual_depth
+from piade.config import (
+    DEFAULT_LOSS_CONVENTION,
+    LOSS_CONVENTIONS,
+    VGG_LAYOUTS,
+    check_perceptual_depth,
+)
 from piade.errors import ConfigError
 from piade.preprocess import imagenet_stats
 from piade.weights import WeightsSpec, load_into, resolve_weights
@@ -204,8 +211,9 @@ class ReconstructionLoss(nn.Module):
     """The paper's total loss, per image. ``forward(target, reconstruction)``, both in [-1, 1].
 
     Args:
-        perceptual_net: a frozen feature network taking ImageNet-normalised RGB images
-            (``build_perceptual_network()`` by default; inject any module, e.g. a test stub).
+        perceptual_net: a frozen feature network taking RGB images, in [0, 1] or
+            ImageNet-normalised as ``convention`` says (``build_perceptual_network()`` by default;
+            inject any module, e.g. a test stub).
         perceptual_weight: λ1. ssim_weight: λ2 (both 1 in the paper).
         convention: the terms' units, one of :data:`piade.config.LOSS_CONVENTIONS` (see the
             module doc).
@@ -217,7 +225,7 @@ class ReconstructionLoss(nn.Module):
         *,
         perceptual_weight: float = 1.0,
         ssim_weight: float = 1.0,
-        convention: str = "design",
+        convention: str = DEFAULT_LOSS_CONVENTION,
     ) -> None:
         super().__init__()
         if convention not in LOSS_CONVENTIONS:

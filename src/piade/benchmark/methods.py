@@ -21,7 +21,7 @@ import numpy as np
 from piade.baselines import BASELINES, build_baseline
 from piade.benchmark.authors import subset_metrics
 from piade.benchmark.cost import Stopwatch, device_description, peak_memory
-from piade.config import ModelConfig
+from piade.config import DEFAULT_LOSS_CONVENTION, ModelConfig
 from piade.data import ImageDataset
 from piade.errors import ConfigError, printable
 from piade.evaluation.evaluate import compute_metrics, dataset_masks
@@ -65,7 +65,7 @@ class MethodSettings:
     perceptual_net: str = "vgg11"
     perceptual_depth: int = 4
     perceptual_weights: str | None = "imagenet"
-    loss_convention: str = "design"
+    loss_convention: str = DEFAULT_LOSS_CONVENTION
     map_kind: str = "ssim"
 
     def to_dict(self) -> dict[str, Any]:

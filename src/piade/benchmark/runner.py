@@ -35,6 +35,7 @@ from piade.benchmark.methods import (
 )
 from piade.benchmark.suites import PAPER_IMAGE_SIZE, list_classes, load_class, select_classes
 from piade.benchmark.tables import write_tables
+from piade.config import DEFAULT_LOSS_CONVENTION
 from piade.data import ImageDataset
 from piade.errors import ConfigError
 from piade.version import __version__
@@ -71,7 +72,7 @@ class BenchmarkConfig:
     perceptual_net: str = "vgg11"
     perceptual_depth: int = 4
     perceptual_weights: str | None = "imagenet"
-    loss_convention: str = "design"
+    loss_convention: str = DEFAULT_LOSS_CONVENTION
     map_kind: str = "ssim"
     data_options: dict[str, Any] = field(default_factory=dict)
     command: str = ""  # the command line that started the benchmark, recorded in every result

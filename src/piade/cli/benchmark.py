@@ -90,7 +90,7 @@ def add_parser(verbs: Any, formatter: type[argparse.HelpFormatter]) -> argparse.
         "--loss-convention",
         choices=LOSS_CONVENTIONS,
         default=T.loss_convention,
-        help="piade's loss units: design or authors (docs/training.md)",
+        help="piade's loss units: authors (the default) or design (docs/training.md)",
     )
     parser.add_argument(
         "--map",

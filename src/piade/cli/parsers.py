@@ -136,8 +136,9 @@ def _fit_flags(parser: argparse.ArgumentParser) -> None:
         "--loss-convention",
         choices=LOSS_CONVENTIONS,
         default=T.loss_convention,
-        help="the loss terms' units: design ([-1, 1] MSE, ImageNet-normalised perceptual input) or"
-        " authors (as the authors' code: [0, 1] MSE and perceptual input; docs/training.md)",
+        help="the loss terms' units: authors (as the authors' code: [0, 1] MSE and perceptual"
+        " input; measured better) or design ([-1, 1] MSE, ImageNet-normalised perceptual input;"
+        " DESIGN.md); docs/training.md",
     )
     train.add_argument("--perceptual-weight", type=float, default=T.perceptual_weight, help="λ1")
     train.add_argument("--ssim-weight", type=float, default=T.ssim_weight, help="λ2")

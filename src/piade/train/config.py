@@ -8,7 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from piade.config import LOSS_CONVENTIONS, check_field_types, check_perceptual_depth
+from piade.config import (
+    DEFAULT_LOSS_CONVENTION,
+    LOSS_CONVENTIONS,
+    check_field_types,
+    check_perceptual_depth,
+)
 from piade.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -48,7 +53,7 @@ class TrainConfig:
     # modules of the VGG's ``features`` kept (the paper: VGG-11's first four, ending at conv2_1)
     perceptual_depth: int = 4
     perceptual_weights: str | None = "imagenet"
-    loss_convention: str = "design"  # the terms' units: LOSS_CONVENTIONS (docs/training.md)
+    loss_convention: str = DEFAULT_LOSS_CONVENTION  # the terms' units: LOSS_CONVENTIONS
     encoder_weights: str | None = "imagenet"
     device: str = "auto"
     precision: str = "auto"  # autocast: auto (GPU: bf16 if supported; CPU: fp32), fp32, bf16, fp16
