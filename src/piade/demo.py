@@ -5,7 +5,10 @@ on a saucer) as a camera on an inspection line would see it — shifted by a few
 brighter or darker, with sensor noise. Defective images get one of three pasted defects — a patch
 of another real photograph (``gravel``), a scratch, or a coloured stain — and an exact mask.
 The tree is written in the MVTec AD layout, so the demo exercises the same reader, training,
-evaluation and report as a user's data.
+evaluation and report as a user's data. Beside it, a small labelled validation set (good images and
+defects of every kind, never the test images) in the layout of a folder data set sets the decision
+threshold, as an inspection line with a few known defective parts would: 16 held-out normal images
+are too few for the 0.99 quantile to mean what it says.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from PIL import Image, ImageDraw
 from piade.errors import PiadeError
 
 CATEGORY = "cup"
+VALIDATION = "validation"  # labelled images that set the threshold, beside the category folder
 DEFECTS = ("patch", "scratch", "stain")
 VIEW = (20, 110, 380, 470)  # rows and columns of the coffee photograph around the cup
 JITTER = 8  # px of random shift of the view
@@ -92,17 +96,28 @@ def make_demo_dataset(
     n_train: int = 160,
     n_test_good: int = 30,
     n_test_defect: int = 15,
+    n_validation_good: int = 20,
+    n_validation_defect: int = 4,
     seed: int = 0,
 ) -> Path:
     """Write the demo data set in MVTec AD layout under ``root``; returns ``root``.
 
-    ``n_test_defect`` images are written for each of the three defect kinds.
+    ``n_test_defect`` images are written for each of the three defect kinds. The validation images
+    go to ``root/validation/good`` and ``root/validation/defect`` (``n_validation_defect`` of each
+    kind), after the others from the same random stream, so the training and test images do not
+    depend on how many there are.
     """
     root = Path(root)
     rng = np.random.default_rng(seed)
     coffee, gravel = _photographs()
     category = root / CATEGORY
-    folders = {"train": category / "train" / "good", "good": category / "test" / "good"}
+    validation = root / VALIDATION
+    folders = {
+        "train": category / "train" / "good",
+        "good": category / "test" / "good",
+        "validation_good": validation / "good",
+        "validation_defect": validation / "defect",
+    }
     for kind in DEFECTS:
         folders[kind] = category / "test" / kind
         folders[f"mask_{kind}"] = category / "ground_truth" / kind
@@ -120,6 +135,14 @@ def make_demo_dataset(
             Image.fromarray(mask.astype(np.uint8) * 255).save(
                 folders[f"mask_{kind}"] / f"{i:03d}_mask.png"
             )
+    for i in range(n_validation_good):
+        Image.fromarray(_view(coffee, rng, size)).save(folders["validation_good"] / f"{i:03d}.png")
+    for kind in DEFECTS:
+        for i in range(n_validation_defect):
+            image = _apply_defect(
+                _view(coffee, rng, size), _defect_mask(rng, size, kind), kind, gravel, rng
+            )
+            Image.fromarray(image).save(folders["validation_defect"] / f"{kind}_{i:03d}.png")
     return root
 
 
@@ -138,12 +161,13 @@ def run_demo(
 ) -> dict[str, Any]:
     """Write the demo data, train on it, evaluate; returns the evaluation metrics.
 
+    The threshold is the F1-optimal one on the labelled validation images (never the test set).
     Uses random initialisation for the encoder and the perceptual network, so it needs no download.
     """
     import shutil
 
     from piade.config import ModelConfig
-    from piade.data import build_datasets
+    from piade.data import build_datasets, build_test_set
     from piade.evaluation.evaluate import evaluate
     from piade.inference.detector import load
     from piade.train.config import TrainConfig
@@ -157,6 +181,10 @@ def run_demo(
     train_set, test_set = build_datasets(
         "mvtec", out / "data", CATEGORY, image_size=size, seed=seed
     )
+    validation_set = build_test_set(  # good + defect; the listed "training" images are not decoded
+        "folder", out / "data" / VALIDATION, None, image_size=size, seed=seed,
+        normal_dir="good", normal_test_dir="good", abnormal_dir="defect",
+    )  # fmt: skip
     config = TrainConfig(
         epochs=epochs or DEMO_EPOCHS,
         batch_size=DEMO_BATCH_SIZE,
@@ -172,6 +200,7 @@ def run_demo(
         model_config=ModelConfig(image_size=size),
         train_config=config,
         data_info={"description": "piade demo (coffee cup + synthetic defects)"},
+        validation_set=validation_set,
     )
     detector = load(result.model_path, device=device)
     return evaluate(
