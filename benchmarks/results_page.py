@@ -29,6 +29,7 @@ ORDER = (
     "mvtec-400-1v-seed1",
     "mvtec-400-lite0",
     "mvtec-400-authors",
+    "mvtec-400-lite0-authors",
     "mvtec",
     "coil20-400",
     "coil20-400-authors",
@@ -54,7 +55,7 @@ exact commands. The paper's own numbers sit beside ours as reference columns.
 **Two generations of runs are on this page.** Today's defaults ([training.md](training.md):
 bilinear decoder initialisation, squash constant `a = n·d/J²`, batch-norm statistics chosen after
 training, anomaly maps smoothed with σ = 4 px) ran in `mvtec-400`, `mvtec-400-seed1`, `mvtec-400-1v-seed1`, `mvtec-400-lite0`, `mvtec-400-authors`,
-`coil20-400`, `coil20-400-authors`, `coil20-400-lite0`, `coil20-120`, `cifar10-400`,
+`mvtec-400-lite0-authors`, `coil20-400`, `coil20-400-authors`, `coil20-400-lite0`, `coil20-120`, `cifar10-400`,
 `cifar10-400-authors`, `cifar10-20ep`, `cifar10-20ep-lite0` and `cifar10-20ep-authors`; every piade run there also records the image AUROC of every image
 score of the same model and scoring pass (the "Image score (beyond the paper)" tables; the main
 tables keep the paper's score). Since 2026-12-07 the loss is computed in the units of the
@@ -90,7 +91,8 @@ record those scores; their paper-score figures did not change.
   AUROC from 0.925 to 0.768.
 - `mvtec-400-lite0`: the same protocol with the ImageNet EfficientNet-Lite0 encoder file: image
   AUROC 0.933, pixel AUROC 0.940, AUPRO 0.769, no better than the random ResNet-18 (`map-max`
-  0.997). The paper's 0.968 is missed with both encoders.
+  0.997). The paper's 0.968 is missed with both encoders; in the authors' units this encoder
+  meets the pixel target (`mvtec-400-lite0-authors`).
 - `mvtec-400-authors`: the `mvtec-400` command with the loss in the units of the authors'
   released code (`--loss-convention authors`, [training.md](training.md), "The authors'
   units"; 2026-12-06, two threads, 83 min, partly beside one-thread jobs). It trains from the
@@ -106,6 +108,13 @@ record those scores; their paper-score figures did not change.
   crop (120 of 156 px, `--center-crop 0.769`), screened on a cropped copy of bottle, lifts the
   paper's score to 0.949 and the small breaks from 0.861 to 0.895; their weight decay (1e-3) and
   batch (60) add nothing ([training.md](training.md), "The authors' crop and optimiser").
+- `mvtec-400-lite0-authors`: the `mvtec-400-lite0` command (the ImageNet EfficientNet-Lite0
+  encoder file) with the loss in the authors' units (`--loss-convention authors`, the default
+  since 2026-12-07; 2026-12-06 and 07, one thread, 3.8 h of training beside other jobs, resumed
+  from its epoch-180 checkpoint): pixel AUROC **0.954**, which meets the target of 0.95 with
+  this encoder (the design units: 0.940), AUPRO 0.834 (0.769); image AUROC 0.944 with the
+  paper's score (0.933), still below the paper's 0.968; `map-max` 1.000, `loss-x-map` 0.998,
+  `loss-balanced` 0.960. On the authors' 30-image subset it scores 1.000.
 - `coil20-400`: the paper's full protocol on COIL-20 (400 epochs, batch 120, 120 px; 400 optimiser
   steps per object, 19–56 min each here) on **all 20 objects**: mean image AUROC with the paper's
   score **0.969** against the target of 0.99 (the paper reports 0.998 on COIL-100), `loss-balanced`
