@@ -51,19 +51,22 @@ def test_load_accepts_the_file_or_the_run_directory(run_dir: Path) -> None:
         assert torch.equal(x, y)
 
 
-def test_scores_are_the_balanced_loss_by_default_and_the_papers_on_request(run_dir: Path) -> None:
+def test_scores_are_the_balanced_loss_times_the_map_by_default_and_the_papers_on_request(
+    run_dir: Path,
+) -> None:
     detector = load(run_dir)
     images = normal_set(3, seed=5).images.float() / 255
     result = detector.score(images)
     cal = detector.calibration
-    assert cal.score_kind == "loss-balanced"  # fit's default (docs/engine.md)
+    assert cal.score_kind == "loss-x-map"  # fit's default (docs/engine.md)
     s = cal.map_scales
     balanced = (
         result.mse / s["mse"] + result.perceptual / s["perceptual"] + (1 - result.ssim) / s["ssim"]
     )
-    torch.testing.assert_close(result.score, balanced)
-    paper = detector.score_every_kind(images)["loss"]
-    torch.testing.assert_close(paper, result.mse + result.perceptual + (1 - result.ssim))
+    every = detector.score_every_kind(images)
+    torch.testing.assert_close(every["loss-balanced"], balanced)
+    torch.testing.assert_close(result.score, balanced * every["map-max"])
+    torch.testing.assert_close(every["loss"], result.mse + result.perceptual + (1 - result.ssim))
     torch.testing.assert_close(
         result.normalized_score, (result.score - cal.score_mean) / cal.score_std
     )

@@ -207,11 +207,10 @@ def _fit_flags(parser: argparse.ArgumentParser) -> None:
         default=T.score_kind,
         choices=SCORE_KINDS,
         help="image score, stored in the model file: loss (the paper's mean total loss),"
-        " loss-balanced (its three terms, each divided by its mean on held-out normal images;"
-        " the best on average here), map-max /"
-        " map-top1 (maximum / top 1%% mean of the smoothed anomaly map), perceptual-top1 (top 1%%"
-        " of the smoothed ImageNet-feature residual), loss-x-map (loss-balanced times map-max);"
-        " docs/engine.md compares them",
+        " loss-balanced (its three terms, each divided by its mean on held-out normal images),"
+        " map-max / map-top1 (maximum / top 1%% mean of the smoothed anomaly map),"
+        " perceptual-top1 (top 1%% of the smoothed ImageNet-feature residual), loss-x-map"
+        " (loss-balanced times map-max; the best on average here); docs/engine.md compares them",
     )
     parser.add_argument(
         "--config",

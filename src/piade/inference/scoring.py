@@ -2,8 +2,9 @@
 
 The image score (:func:`image_score`, one of ``SCORE_KINDS``) is read from the per-image loss
 terms with the evaluation-time (longest) vector decoded: the paper's total loss, or the same terms
-each divided by its mean on held-out normal images (the default of ``piade fit``), or from the
-smoothed maps, for defects too small to move an image's mean loss. The anomaly map is built from per-pixel residuals between an image and its reconstruction:
+each divided by its mean on held-out normal images, or from the smoothed maps, for defects too
+small to move an image's mean loss, or the product of the last two (the default of ``piade
+fit``). The anomaly map is built from per-pixel residuals between an image and its reconstruction:
 
 * ``ssim``: 1 − the SSIM map (mean over channels);
 * ``mse``: the squared error (mean over channels, in the [-1, 1] range);

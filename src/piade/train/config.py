@@ -66,9 +66,9 @@ class TrainConfig:
     # batch-norm statistics of the model file: exact over the training images (True), training's
     # running averages (False), or whichever reconstructs the training images better (None)
     precise_bn: bool | None = None
-    # image score (piade.config.SCORE_KINDS): "loss" is the paper's; "loss-balanced" beat it on
-    # bottle, COIL-20 and CIFAR-10 and had the best mean of all kinds (docs/engine.md)
-    score_kind: str = "loss-balanced"
+    # image score (piade.config.SCORE_KINDS): "loss" is the paper's; "loss-x-map" had the best mean
+    # on bottle, COIL-20 and CIFAR-10 and was within 0.002 of the best kind on each (docs/engine.md)
+    score_kind: str = "loss-x-map"
     compile: str | None = None  # torch.compile mode of the training step (COMPILE_MODES), or None
 
     def __post_init__(self) -> None:
