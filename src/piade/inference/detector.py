@@ -1,8 +1,9 @@
 """A ready-to-use detector: network + loss + calibration, loaded from a model file.
 
-``piade.load(path).score(images)`` gives, per image, the paper's score, its loss terms, a score
-normalised with the calibration statistics, a label from a threshold chosen on normal data only,
-and a per-pixel anomaly map.
+``piade.load(path).score(images)`` gives, per image, the model file's image score (its
+calibration's ``score_kind``; the paper's is ``"loss"``), the paper's loss terms, a score
+normalised with the calibration statistics, a label from the calibrated threshold, and a
+per-pixel anomaly map.
 """
 
 from __future__ import annotations
