@@ -248,6 +248,20 @@ def test_a_benchmark_recorded_before_a_setting_existed_still_merges(
     assert "perceptual_depth 6 vs 4" in capsys.readouterr().err
 
 
+def test_a_benchmark_recorded_before_the_loss_units_existed_ran_in_the_design_units(
+    split_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Runs from before --loss-convention trained in DESIGN.md's units, the default then."""
+    older = tmp_path / "older"
+    older.mkdir()
+    record = json.loads((split_runs["wood"] / "benchmark.json").read_text())
+    assert record["settings"].pop("loss_convention") == "authors"  # today's default
+    (older / "benchmark.json").write_text(json.dumps(record))
+    merged = ["merge", str(older), str(split_runs["bottle"]), "--out", str(tmp_path / "m")]
+    assert main(["benchmark", *merged]) == 2
+    assert "loss_convention 'design' vs 'authors'" in capsys.readouterr().err
+
+
 def test_unknown_method_and_class_name_the_valid_ones(
     mvtec: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

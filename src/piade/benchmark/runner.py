@@ -21,7 +21,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +35,10 @@ from piade.benchmark.methods import (
 )
 from piade.benchmark.suites import PAPER_IMAGE_SIZE, list_classes, load_class, select_classes
 from piade.benchmark.tables import write_tables
-from piade.config import DEFAULT_LOSS_CONVENTION
+from piade.config import DEFAULT_LOSS_CONVENTION, LEGACY_VALUES
 from piade.data import ImageDataset
 from piade.errors import ConfigError
+from piade.train.config import TRAIN_LEGACY_VALUES
 from piade.version import __version__
 
 log = logging.getLogger(__name__)
@@ -191,8 +192,13 @@ def _claim(out: Path, config: BenchmarkConfig) -> None:
     _write_json(path, record)
 
 
-# Settings added after benchmarks were recorded, with the value those benchmarks ran with
-_LATER_SETTINGS = {"perceptual_depth": 4, "loss_convention": "design", "center_crop": 1.0}
+# Settings added after benchmarks were recorded, with the value those benchmarks ran with: the
+# model and training settings' own legacy values, where the benchmark has the setting too
+_LATER_SETTINGS = {
+    name: value
+    for name, value in (LEGACY_VALUES | TRAIN_LEGACY_VALUES).items()
+    if name in {f.name for f in fields(MethodSettings)}
+}
 
 
 def _with_defaults(record: dict[str, Any]) -> dict[str, Any]:
