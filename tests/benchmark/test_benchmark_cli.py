@@ -16,6 +16,7 @@ from tests.data.writers import write_cifar_pickle, write_coil, write_folder
 from tests.fakes import TINY_BACKBONE, write_mvtec
 
 from piade.benchmark import runner
+from piade.benchmark.page import render_page
 from piade.cli import main
 from piade.config import SCORE_KINDS
 from piade.inference.detector import load
@@ -307,13 +308,19 @@ def test_folder_suite_runs_on_the_users_own_folders(tmp_path: Path) -> None:
     folders = ["--normal-dir", "good", "--abnormal-dir", "bad", "--mask-dir", "masks"]
     args = ["benchmark", "folder", "--root", str(root), *folders, "--methods", "piade,ae-ssim"]
     convention = ["--loss-convention", "authors"]  # piade's loss in the authors' code's units
-    assert main([*args, *FAST, *convention, "--out", str(out)]) == 0
+    schedule = ["--lr-schedule", "cosine"]
+    assert main([*args, *FAST, *convention, *schedule, "--out", str(out)]) == 0
     tables = json.loads((out / "results.json").read_text())
     assert tables["classes"] == ["good"]
     assert tables["paper"]["columns"] == {}
     piade = json.loads((out / "runs/piade/good/seed0/result.json").read_text())
     assert piade["settings"]["loss_convention"] == "authors"
     assert load(piade["fitted"]["model_file"]).criterion.convention == "authors"
+    assert piade["settings"]["lr_schedule"] == "cosine"
+    fit_run = json.loads((out / "runs/piade/good/seed0/fit/run.json").read_text())
+    assert fit_run["train"]["lr_schedule"] == "cosine"
+    page = render_page([out / "results.json"], base=out, title="t", intro="")
+    assert "- `piade`: 32 px, 1 epochs, batch 8, learning rate cosine." in page
     run = json.loads((out / "runs/ae-ssim/good/seed0/result.json").read_text())
     assert run["metrics"]["n_anomalous"] == 4 and run["metrics"]["pixel_auroc"] is not None
 

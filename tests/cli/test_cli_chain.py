@@ -206,7 +206,7 @@ def test_config_file_sets_defaults_and_flags_win(chain: dict[str, Path], tmp_pat
     config.write_text(
         f"data: mvtec\nroot: {chain['root']}\ncategory: widget\nepochs: 1\n"
         "batch-size: 8\nencoder_weights: none\nperceptual_weights: none\n"
-        "image_size: 48\nlr: 0.0005\n"
+        "image_size: 48\nlr: 0.0005\nlr-schedule: cosine\n"
     )
     assert (
         main(
@@ -226,6 +226,7 @@ def test_config_file_sets_defaults_and_flags_win(chain: dict[str, Path], tmp_pat
     )
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["train"]["lr"] == 0.0005 and run["model"]["image_size"] == 32
+    assert run["train"]["lr_schedule"] == "cosine"
 
 
 @pytest.mark.parametrize(

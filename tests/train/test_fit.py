@@ -59,15 +59,12 @@ def test_same_seed_same_weights(tmp_path: Path) -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
 def test_resume_equals_an_uninterrupted_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, schedule: str
 ) -> None:
-    fit(
-        normal_set(12),
-        tmp_path / "straight",
-        model_config=MODEL,
-        train_config=_config(epochs=4, checkpoint_every=2),
-    )
+    config = _config(epochs=4, checkpoint_every=2, lr_schedule=schedule)
+    fit(normal_set(12), tmp_path / "straight", model_config=MODEL, train_config=config)
 
     import piade.train.run
 
@@ -82,21 +79,10 @@ def test_resume_equals_an_uninterrupted_run(
 
     monkeypatch.setattr(piade.train.run, "train_epoch", crash_in_epoch_4)
     with pytest.raises(KeyboardInterrupt):
-        fit(
-            normal_set(12),
-            tmp_path / "resumed",
-            model_config=MODEL,
-            train_config=_config(epochs=4, checkpoint_every=2),
-        )
+        fit(normal_set(12), tmp_path / "resumed", model_config=MODEL, train_config=config)
     monkeypatch.setattr(piade.train.run, "train_epoch", real)
     assert not (tmp_path / "resumed" / "model.safetensors").exists()
-    fit(
-        normal_set(12),
-        tmp_path / "resumed",
-        model_config=MODEL,
-        train_config=_config(epochs=4, checkpoint_every=2),
-        resume=True,
-    )
+    fit(normal_set(12), tmp_path / "resumed", model_config=MODEL, train_config=config, resume=True)
     a, b = (load_file(tmp_path / n / "model.safetensors") for n in ("straight", "resumed"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     epochs = [
@@ -104,6 +90,23 @@ def test_resume_equals_an_uninterrupted_run(
         for x in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
     ]
     assert epochs == [1, 2, 3, 4]
+
+
+def test_the_cosine_schedule_anneals_the_learning_rate_from_lr_to_zero(tmp_path: Path) -> None:
+    config = _config(epochs=4, lr=2e-3, lr_schedule="cosine")
+    fit(normal_set(12), tmp_path, model_config=MODEL, train_config=config)
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    # epoch e of E runs at lr (1 + cos(pi e / E)) / 2: 1, 0.854, 0.5, 0.146 times lr
+    assert [x["lr"] for x in lines] == pytest.approx([2e-3, 1.7071e-3, 1e-3, 0.2929e-3], rel=1e-4)
+    constant = _config(epochs=3, lr=2e-3)
+    assert [constant.learning_rate(e) for e in range(3)] == [2e-3] * 3
+
+
+def test_an_unknown_learning_rate_schedule_is_one_clear_error() -> None:
+    with pytest.raises(
+        ConfigError, match=r"lr_schedule='linear'.*lr_schedule one of constant, cosine"
+    ):
+        _config(lr_schedule="linear")
 
 
 def test_an_existing_run_is_not_overwritten(tmp_path: Path) -> None:

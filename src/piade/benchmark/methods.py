@@ -47,7 +47,7 @@ class MethodSettings:
     Attributes:
         image_size: piade's input side; the autoencoders take the next multiple of 16.
         center_crop: the central share of each side every method's images are cut to first.
-        epochs, batch_size: piade's training budget.
+        epochs, batch_size, lr_schedule: piade's training budget and learning rate.
         baseline_epochs: the autoencoders' epochs (OC-SVM and KDE have none).
         seed: seeds initialisation, shuffling and the COIL/folder splits.
         backbone, encoder_weights, perceptual_net, perceptual_weights, map_kind: piade's.
@@ -57,6 +57,7 @@ class MethodSettings:
     center_crop: float = 1.0
     epochs: int | None = None
     batch_size: int | None = None
+    lr_schedule: str = "constant"
     baseline_epochs: int | None = None
     seed: int = 0
     device: str = "auto"
@@ -204,6 +205,7 @@ def _run_piade(
     train_config = TrainConfig(
         epochs=epochs,
         batch_size=settings.batch_size or DEFAULT_BATCH["piade"],
+        lr_schedule=settings.lr_schedule,
         seed=settings.seed,
         device=settings.device,
         encoder_weights=settings.encoder_weights,

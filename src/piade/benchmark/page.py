@@ -148,6 +148,9 @@ def _settings_line(runs: Sequence[dict[str, Any]]) -> str:
             text += f", {'/'.join(map(str, epochs))} epochs"
         if batch:
             text += f", batch {'/'.join(map(str, batch))}"
+        schedules = sorted({r["settings"].get("lr_schedule", "constant") for r in mine})
+        if method.startswith("piade") and schedules != ["constant"]:
+            text += f", learning rate {'/'.join(schedules)}"
         lines.append(text + ".")
     return "Settings as run:\n\n" + "\n".join(lines) + "\n"
 

@@ -66,6 +66,7 @@ class BenchmarkConfig:
     center_crop: float = 1.0
     epochs: int | None = None
     batch_size: int | None = None
+    lr_schedule: str = "constant"
     baseline_epochs: int | None = None
     device: str = "auto"
     backbone: str = "resnet18"
@@ -84,6 +85,7 @@ class BenchmarkConfig:
             center_crop=self.center_crop,
             epochs=self.epochs,
             batch_size=self.batch_size,
+            lr_schedule=self.lr_schedule,
             baseline_epochs=self.baseline_epochs,
             seed=seed,
             device=self.device,

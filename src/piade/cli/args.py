@@ -102,6 +102,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
+        lr_schedule=args.lr_schedule,
         weight_decay=args.weight_decay,
         routing_weight_decay=args.routing_weight_decay,
         perceptual_weight=args.perceptual_weight,

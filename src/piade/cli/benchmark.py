@@ -12,7 +12,7 @@ from typing import Any
 
 from piade.config import LOSS_CONVENTIONS, PERCEPTUAL_NETWORKS
 from piade.errors import ConfigError
-from piade.train.config import TrainConfig
+from piade.train.config import LR_SCHEDULES, TrainConfig
 
 SUITES = ("cifar10", "coil100", "mvtec", "folder")
 T = TrainConfig()
@@ -59,6 +59,12 @@ def add_parser(verbs: Any, formatter: type[argparse.HelpFormatter]) -> argparse.
     parser.add_argument("--epochs", type=int, help="piade's epochs (default: the paper's 400)")
     parser.add_argument(
         "--batch-size", type=int, help="piade's batch size (default: the paper's 120)"
+    )
+    parser.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default=T.lr_schedule,
+        help="piade's learning rate: constant (the paper's) or cosine (to 0 over the epochs)",
     )
     parser.add_argument(
         "--baseline-epochs", type=int, help="ae-l2 / ae-ssim epochs (default 200; batch 128)"
@@ -172,6 +178,7 @@ def benchmark_config(args: argparse.Namespace, argv: list[str]) -> Any:
         center_crop=args.center_crop,
         epochs=args.epochs,
         batch_size=args.batch_size,
+        lr_schedule=args.lr_schedule,
         baseline_epochs=args.baseline_epochs,
         device=args.device,
         backbone=args.backbone,

@@ -20,7 +20,7 @@ from piade.config import (
     SCORE_KINDS,
     ModelConfig,
 )
-from piade.train.config import COMPILE_MODES, TrainConfig
+from piade.train.config import COMPILE_MODES, LR_SCHEDULES, TrainConfig
 
 DATASETS = ("mvtec", "cifar10", "coil100", "folder")
 Formatter = argparse.ArgumentDefaultsHelpFormatter
@@ -108,6 +108,12 @@ def _fit_flags(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--epochs", type=int, default=T.epochs)
     train.add_argument("--batch-size", type=int, default=T.batch_size, help="global batch size")
     train.add_argument("--lr", type=float, default=T.lr, help="Adam learning rate")
+    train.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default=T.lr_schedule,
+        help="constant (the paper's) or cosine (from --lr to 0 over the epochs); docs/training.md",
+    )
     train.add_argument("--weight-decay", type=float, default=T.weight_decay)
     train.add_argument(
         "--routing-weight-decay",

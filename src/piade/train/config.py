@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from torch import nn
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+# Adam's learning rate over the epochs: the paper's constant rate, or a half cosine from it to 0
+LR_SCHEDULES = ("constant", "cosine")
 # The files of a run directory (see piade.train)
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -29,6 +31,7 @@ TRAIN_LEGACY_VALUES: dict[str, Any] = {
     "routing_weight_decay": None,
     "perceptual_depth": 4,
     "loss_convention": "design",
+    "lr_schedule": "constant",
 }
 
 
@@ -44,6 +47,7 @@ class TrainConfig:
     epochs: int = 400
     batch_size: int = 120  # global: split across DDP processes
     lr: float = 1e-3  # Adam
+    lr_schedule: str = "constant"  # LR_SCHEDULES; the paper's Table 1 gives one rate
     weight_decay: float = 1e-4
     # weight decay of the routing matrices W_ij alone; None: weight_decay (the paper has one value)
     routing_weight_decay: float | None = None
@@ -85,6 +89,7 @@ class TrainConfig:
             "calibration_fraction": 0 < self.calibration_fraction < 1,
             "threshold_quantile": 0 < self.threshold_quantile <= 1,
             "compile": self.compile is None or self.compile in COMPILE_MODES,
+            "lr_schedule": self.lr_schedule in LR_SCHEDULES,
             "loss_convention": self.loss_convention in LOSS_CONVENTIONS,
             "map_sigma": self.map_sigma is None or self.map_sigma >= 0,
         }
@@ -95,12 +100,21 @@ class TrainConfig:
                 f"invalid training setting(s): {values} (epochs >= 1, batch_size >= 2,"
                 " lr > 0, weights >= 0, 0 < calibration_fraction < 1, 0 < threshold_quantile <= 1, map_sigma >= 0,"
                 f" compile one of {', '.join(COMPILE_MODES)},"
+                f" lr_schedule one of {', '.join(LR_SCHEDULES)},"
                 f" loss_convention one of {', '.join(LOSS_CONVENTIONS)})"
             )
         check_perceptual_depth(self.perceptual_net, self.perceptual_depth)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def learning_rate(self, epoch: int) -> float:
+        """Adam's rate during ``epoch`` (0-based): ``lr`` throughout, or ``lr`` times
+        (1 + cos(π · epoch / epochs)) / 2 under ``"cosine"`` (Loshchilov & Hutter's annealing
+        without restarts, one step per epoch), so a resumed run continues on the same curve."""
+        if self.lr_schedule == "constant":
+            return self.lr
+        return self.lr * (1 + math.cos(math.pi * epoch / self.epochs)) / 2
 
 
 @dataclass(frozen=True)

@@ -228,6 +228,8 @@ class _Epochs:
         batches = epoch_batches(len(fit_idx), cfg.batch_size, seed=cfg.seed, epoch=epoch,
                                 ddp=self.ddp)  # fmt: skip
         batches = [fit_idx[b] for b in batches]
+        for group in self.optimizer.param_groups:
+            group["lr"] = cfg.learning_rate(epoch)
         if batches:  # one copy of the epoch's order to the device, none per batch
             on_device = torch.cat(batches).to(images.device, non_blocking=True)
             batches = list(on_device.split([len(b) for b in batches]))
