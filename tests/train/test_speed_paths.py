@@ -132,6 +132,8 @@ def test_the_malloc_setting_can_be_switched_off(monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # inductor compiles forward and backward in C++: over 300 s on a busy
+# 2-core AVX2 machine (2026-12-07, beside a training job), well under on an idle one
 def test_a_compiled_training_step_trains_like_the_eager_one(tmp_path: Path) -> None:
     """``--compile`` on the CPU (inductor, C++): the first epoch's losses match the eager run's."""
     config = ModelConfig(image_size=32, backbone=TINY_BACKBONE)
