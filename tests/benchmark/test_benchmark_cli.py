@@ -202,18 +202,34 @@ def test_other_settings_in_the_same_directory_are_refused(
     assert "other settings" in err and "epochs 1 vs 2" in err
 
 
+def _benchmark_with(split_runs: dict[str, Path], folder: Path, **settings: object) -> Path:
+    """``folder`` holding the wood benchmark's record with ``settings`` changed (None: removed,
+    as in a record written before that setting existed)."""
+    folder.mkdir(exist_ok=True)
+    record = json.loads((split_runs["wood"] / "benchmark.json").read_text())
+    for name, value in settings.items():
+        if value is None:
+            record["settings"].pop(name)
+        else:
+            record["settings"][name] = value
+    (folder / "benchmark.json").write_text(json.dumps(record))
+    return folder
+
+
+def _settings(benchmark: Path) -> dict[str, object]:
+    settings: dict[str, object] = json.loads((benchmark / "benchmark.json").read_text())["settings"]
+    return settings
+
+
+def _merge(*inputs: Path, out: Path) -> int:
+    return main(["benchmark", "merge", *map(str, inputs), "--out", str(out)])
+
+
 def test_merging_different_benchmarks_is_refused(
     split_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    other = tmp_path / "other"
-    other.mkdir()
-    record = json.loads((split_runs["wood"] / "benchmark.json").read_text())
-    record["settings"]["image_size"] = 64
-    (other / "benchmark.json").write_text(json.dumps(record))
-    code = main(
-        ["benchmark", "merge", str(split_runs["wood"]), str(other), "--out", str(tmp_path / "m")]
-    )
-    assert code == 2
+    other = _benchmark_with(split_runs, tmp_path / "other", image_size=64)
+    assert _merge(split_runs["wood"], other, out=tmp_path / "m") == 2
     assert "different benchmarks" in capsys.readouterr().err
 
 
@@ -221,31 +237,11 @@ def test_a_benchmark_recorded_before_a_setting_existed_still_merges(
     split_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """benchmark.json files written before --perceptual-depth ran at its default, 4."""
-    older = tmp_path / "older"
-    (older / "runs").parent.mkdir(parents=True)
-    record = json.loads((split_runs["wood"] / "benchmark.json").read_text())
-    assert record["settings"].pop("perceptual_depth") == 4
-    (older / "benchmark.json").write_text(json.dumps(record))
-    merged = tmp_path / "m"
-    assert (
-        main(["benchmark", "merge", str(older), str(split_runs["bottle"]), "--out", str(merged)])
-        == 0
-    )
-    record["settings"]["perceptual_depth"] = 6
-    (older / "benchmark.json").write_text(json.dumps(record))
-    assert (
-        main(
-            [
-                "benchmark",
-                "merge",
-                str(older),
-                str(split_runs["bottle"]),
-                "--out",
-                str(tmp_path / "n"),
-            ]
-        )
-        == 2
-    )
+    assert _settings(split_runs["wood"])["perceptual_depth"] == 4
+    older = _benchmark_with(split_runs, tmp_path / "older", perceptual_depth=None)
+    assert _merge(older, split_runs["bottle"], out=tmp_path / "m") == 0
+    deeper = _benchmark_with(split_runs, tmp_path / "deeper", perceptual_depth=6)
+    assert _merge(deeper, split_runs["bottle"], out=tmp_path / "n") == 2
     assert "perceptual_depth 6 vs 4" in capsys.readouterr().err
 
 
@@ -253,13 +249,9 @@ def test_a_benchmark_recorded_before_the_loss_units_existed_ran_in_the_design_un
     split_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Runs from before --loss-convention trained in DESIGN.md's units, the default then."""
-    older = tmp_path / "older"
-    older.mkdir()
-    record = json.loads((split_runs["wood"] / "benchmark.json").read_text())
-    assert record["settings"].pop("loss_convention") == "authors"  # today's default
-    (older / "benchmark.json").write_text(json.dumps(record))
-    merged = ["merge", str(older), str(split_runs["bottle"]), "--out", str(tmp_path / "m")]
-    assert main(["benchmark", *merged]) == 2
+    assert _settings(split_runs["wood"])["loss_convention"] == "authors"  # today's default
+    older = _benchmark_with(split_runs, tmp_path / "older", loss_convention=None)
+    assert _merge(older, split_runs["bottle"], out=tmp_path / "m") == 2
     assert "loss_convention 'design' vs 'authors'" in capsys.readouterr().err
 
 
