@@ -23,6 +23,7 @@ from piade.benchmark.tables import (
     render_warnings,
 )
 from piade.metrics import mean_auroc_interval
+from piade.train.config import TRAIN_LEGACY_VALUES, TrainConfig
 
 SUITE_TITLES = {
     "mvtec": "MVTec AD (paper Table 3)",
@@ -148,8 +149,9 @@ def _settings_line(runs: Sequence[dict[str, Any]]) -> str:
             text += f", {'/'.join(map(str, epochs))} epochs"
         if batch:
             text += f", batch {'/'.join(map(str, batch))}"
-        schedules = sorted({r["settings"].get("lr_schedule", "constant") for r in mine})
-        if method.startswith("piade") and schedules != ["constant"]:
+        legacy = TRAIN_LEGACY_VALUES["lr_schedule"]  # result files from before the setting
+        schedules = sorted({r["settings"].get("lr_schedule", legacy) for r in mine})
+        if method.startswith("piade") and schedules != [TrainConfig.lr_schedule]:
             text += f", learning rate {'/'.join(schedules)}"
         lines.append(text + ".")
     return "Settings as run:\n\n" + "\n".join(lines) + "\n"
