@@ -10,12 +10,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from piade.config import LOSS_CONVENTIONS, PERCEPTUAL_NETWORKS
+from piade.cli.shared_flags import add_flags
 from piade.errors import ConfigError
-from piade.train.config import LR_SCHEDULES, TrainConfig
 
 SUITES = ("cifar10", "coil100", "mvtec", "folder")
-T = TrainConfig()
 
 
 def _names(value: str) -> list[str]:
@@ -60,49 +58,21 @@ def add_parser(verbs: Any, formatter: type[argparse.HelpFormatter]) -> argparse.
     parser.add_argument(
         "--batch-size", type=int, help="piade's batch size (default: the paper's 120)"
     )
-    parser.add_argument(
-        "--lr-schedule",
-        choices=LR_SCHEDULES,
-        default=T.lr_schedule,
-        help="piade's learning rate: constant (the paper's) or cosine (to 0 over the epochs)",
-    )
+    add_flags(parser, "--lr-schedule", prefix="piade's learning rate: ")
     parser.add_argument(
         "--baseline-epochs", type=int, help="ae-l2 / ae-ssim epochs (default 200; batch 128)"
     )
-    parser.add_argument(
-        "--image-size", type=int, help="default: 32 for cifar10, 120 otherwise (the paper's)"
-    )
-    parser.add_argument(
-        "--center-crop",
-        type=float,
-        default=1.0,
-        help="central share of each side kept before resizing, for every method (as in fit)",
-    )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
-    parser.add_argument(
-        "--backbone", default="resnet18", help="piade: resnet18|34|50 or timm:<name>"
-    )
-    parser.add_argument(
-        "--encoder-weights", default=T.encoder_weights, help="piade: none, imagenet or a file"
-    )
-    parser.add_argument("--perceptual-net", choices=PERCEPTUAL_NETWORKS, default=T.perceptual_net)
-    parser.add_argument(
-        "--perceptual-depth", type=int, default=T.perceptual_depth, help="modules of its features"
-    )
-    parser.add_argument(
-        "--perceptual-weights", default=T.perceptual_weights, help="none, imagenet or a file"
-    )
-    parser.add_argument(
+    add_flags(parser, "--image-size", "--center-crop", "--device")
+    add_flags(
+        parser,
+        "--backbone",
+        "--encoder-weights",
+        "--perceptual-net",
+        "--perceptual-depth",
+        "--perceptual-weights",
         "--loss-convention",
-        choices=LOSS_CONVENTIONS,
-        default=T.loss_convention,
-        help="piade's loss units: authors (the default) or design (docs/training.md)",
-    )
-    parser.add_argument(
         "--map",
-        dest="map_kind",
-        default=T.map_kind,
-        choices=("combined", "ssim", "perceptual", "mse"),
+        prefix="piade: ",
     )
     data = parser.add_argument_group("folder suite")
     data.add_argument("--normal-dir", type=Path, help="normal images (relative to --root)")

@@ -10,17 +10,16 @@ from typing import Any
 
 from piade.cli import benchmark as cli_benchmark
 from piade.cli import serve as cli_serve
+from piade.cli.shared_flags import add_flags
 from piade.cli.values import auto_or_number, check_batch_size, positive_int, precise_bn
 from piade.config import (
     DECODER_INITS,
-    LOSS_CONVENTIONS,
     MAP_FORMATS,
     MAP_STYLES,
-    PERCEPTUAL_NETWORKS,
     SCORE_KINDS,
     ModelConfig,
 )
-from piade.train.config import COMPILE_MODES, LR_SCHEDULES, TrainConfig
+from piade.train.config import COMPILE_MODES, TrainConfig
 
 DATASETS = ("mvtec", "cifar10", "coil100", "folder")
 Formatter = argparse.ArgumentDefaultsHelpFormatter
@@ -70,19 +69,7 @@ def _data_flags(parser: argparse.ArgumentParser, *, required: bool) -> None:
 
 def _fit_flags(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model")
-    model.add_argument(
-        "--image-size",
-        type=int,
-        help="input side in px (default: 32 for cifar10, 120 otherwise, as in the paper)",
-    )
-    model.add_argument(
-        "--center-crop",
-        type=float,
-        default=M.center_crop,
-        help="keep the central share of each side before resizing (default 1: the whole image,"
-        " as the paper describes; the authors' code crops MVTec AD to 120 of 156 px: 0.769)",
-    )
-    model.add_argument("--backbone", default=M.backbone, help="resnet18|34|50 or timm:<name>")
+    add_flags(model, "--image-size", "--center-crop", "--backbone")
     model.add_argument(
         "--num-vectors",
         type=int,
@@ -108,12 +95,7 @@ def _fit_flags(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--epochs", type=int, default=T.epochs)
     train.add_argument("--batch-size", type=int, default=T.batch_size, help="global batch size")
     train.add_argument("--lr", type=float, default=T.lr, help="Adam learning rate")
-    train.add_argument(
-        "--lr-schedule",
-        choices=LR_SCHEDULES,
-        default=T.lr_schedule,
-        help="constant (the paper's) or cosine (from --lr to 0 over the epochs); docs/training.md",
-    )
+    add_flags(train, "--lr-schedule")
     train.add_argument("--weight-decay", type=float, default=T.weight_decay)
     train.add_argument(
         "--routing-weight-decay",
@@ -121,34 +103,17 @@ def _fit_flags(parser: argparse.ArgumentParser) -> None:
         default=T.routing_weight_decay,
         help="weight decay of the routing matrices W_ij alone (default: --weight-decay's, as in the paper)",
     )
-    train.add_argument(
+    add_flags(
+        train,
         "--encoder-weights",
-        default=T.encoder_weights,
-        help="backbone weights: none, imagenet (hub cache or download) or a file",
-    )
-    train.add_argument("--perceptual-net", choices=PERCEPTUAL_NETWORKS, default=T.perceptual_net)
-    train.add_argument(
+        "--perceptual-net",
         "--perceptual-depth",
-        type=int,
-        default=T.perceptual_depth,
-        help="modules of the VGG's features kept (4: the paper's; vgg16 6 ends at conv2_1 like vgg11 4)",
-    )
-    train.add_argument(
         "--perceptual-weights",
-        default=T.perceptual_weights,
-        help="perceptual network weights: none, imagenet or a file",
-    )
-    train.add_argument(
         "--loss-convention",
-        choices=LOSS_CONVENTIONS,
-        default=T.loss_convention,
-        help="the loss terms' units: authors (as the authors' code: [0, 1] MSE and perceptual"
-        " input; measured better) or design ([-1, 1] MSE, ImageNet-normalised perceptual input;"
-        " DESIGN.md); docs/training.md",
     )
     train.add_argument("--perceptual-weight", type=float, default=T.perceptual_weight, help="λ1")
     train.add_argument("--ssim-weight", type=float, default=T.ssim_weight, help="λ2")
-    train.add_argument("--device", default=T.device, help="auto, cpu, cuda[:N] or mps")
+    add_flags(train, "--device")
     train.add_argument(
         "--precision",
         choices=("auto", "fp32", "bf16", "fp16"),
@@ -180,13 +145,7 @@ def _fit_flags(parser: argparse.ArgumentParser) -> None:
         default=T.threshold_quantile,
         help="threshold = this quantile of the held-out normal scores",
     )
-    train.add_argument(
-        "--map",
-        dest="map_kind",
-        default=T.map_kind,
-        choices=("combined", "ssim", "perceptual", "mse"),
-        help="anomaly map",
-    )
+    add_flags(train, "--map")
     train.add_argument(
         "--map-sigma",
         dest="map_sigma",
