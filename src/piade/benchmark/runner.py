@@ -80,23 +80,10 @@ class BenchmarkConfig:
     command: str = ""  # the command line that started the benchmark, recorded in every result
 
     def settings(self, seed: int) -> MethodSettings:
-        return MethodSettings(
-            image_size=self.image_size or PAPER_IMAGE_SIZE[self.suite],
-            center_crop=self.center_crop,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr_schedule=self.lr_schedule,
-            baseline_epochs=self.baseline_epochs,
-            seed=seed,
-            device=self.device,
-            backbone=self.backbone,
-            encoder_weights=self.encoder_weights,
-            perceptual_net=self.perceptual_net,
-            perceptual_depth=self.perceptual_depth,
-            perceptual_weights=self.perceptual_weights,
-            loss_convention=self.loss_convention,
-            map_kind=self.map_kind,
-        )
+        """One seed's settings: MethodSettings's other fields are this config's of the same name."""
+        shared = {f.name: getattr(self, f.name) for f in fields(MethodSettings) if f.name != "seed"}
+        image_size = self.image_size or PAPER_IMAGE_SIZE[self.suite]
+        return MethodSettings(**shared | {"image_size": image_size, "seed": seed})
 
 
 def run_benchmark(config: BenchmarkConfig, out_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
