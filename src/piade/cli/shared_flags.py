@@ -35,7 +35,11 @@ SHARED_FLAGS: dict[str, dict[str, Any]] = {
         "default": T.encoder_weights,
         "help": "backbone weights: none, imagenet (hub cache or download) or a file",
     },
-    "--perceptual-net": {"choices": PERCEPTUAL_NETWORKS, "default": T.perceptual_net},
+    "--perceptual-net": {
+        "choices": PERCEPTUAL_NETWORKS,
+        "default": T.perceptual_net,
+        "help": "the perceptual loss's network (the paper's: vgg11)",
+    },
     "--perceptual-depth": {
         "type": int,
         "default": T.perceptual_depth,
