@@ -38,10 +38,12 @@ import argparse
 import json
 import statistics
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 import torch
 from limits import ConvCalls, best_kernel, cpu_peak, describe, gpu_peak
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from piade import losses
@@ -62,9 +64,10 @@ OPTIONS = (
     "inference-mode",
     "compile",
     "bf16",
+    "pool-before-relu",
 )
 # what `piade fit` and the detector use
-ENGINE = ("channels-last", "keep-freed-memory", "fused-distance")
+ENGINE = ("channels-last", "keep-freed-memory", "fused-distance", "pool-before-relu")
 
 
 def synchronize(device: torch.device) -> None:
@@ -81,6 +84,10 @@ def timed(run: Callable[[], None], device: torch.device) -> float:
 
 
 _FUSED_FEATURE_DISTANCE = losses.squared_feature_distance
+
+
+def _index(named: tuple[str, nn.Module]) -> int:
+    return int(named[0])
 
 
 def _plain_feature_distance(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -102,7 +109,10 @@ class Setup:
         layout = torch.channels_last if "channels-last" in options else torch.contiguous_format
         self.model = build_model(ModelConfig(image_size=size), encoder_weights=None)
         self.model = self.model.to(device).to(memory_format=layout)
-        self.criterion = ReconstructionLoss(build_perceptual_network(perceptual_net, weights=None))
+        features = build_perceptual_network(perceptual_net, weights=None)
+        if "pool-before-relu" not in options:  # torchvision's order: each ReLU before its pool
+            features = nn.Sequential(OrderedDict(sorted(features.named_children(), key=_index)))
+        self.criterion = ReconstructionLoss(features)
         self.criterion = self.criterion.to(device).to(memory_format=layout)
         fused = {"fused": True} if "fused-adam" in options else {}
         self.optimizer = torch.optim.Adam(
