@@ -275,15 +275,21 @@ class ReconstructionLoss(nn.Module):
         return self.perceptual_net((unit - self.mean) / self.std)
 
     def residuals(
-        self, target: torch.Tensor, reconstruction: torch.Tensor
+        self,
+        target: torch.Tensor,
+        reconstruction: torch.Tensor,
+        target_features: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Per-pixel maps whose spatial means are the loss terms, each averaged over channels.
 
         Returns ``mse`` (B, H, W) squared error, ``ssim`` (B, H, W) SSIM index map and
         ``perceptual`` (B, h, w) squared feature difference at the feature network's resolution.
+        ``target_features``: :meth:`perceptual_features` of ``target`` computed earlier (training
+        keeps them for every image, :func:`piade.train.loop.perceptual_targets`), or None.
         """
-        with torch.no_grad():
-            target_features = self.perceptual_features(target)
+        if target_features is None:
+            with torch.no_grad():
+                target_features = self.perceptual_features(target)
         features = self.perceptual_features(reconstruction)
         _, ssim_map = ssim((target + 1) / 2, (reconstruction + 1) / 2)  # (B, C, H, W)
         difference = target - reconstruction
@@ -303,5 +309,10 @@ class ReconstructionLoss(nn.Module):
         total = mse + self.perceptual_weight * perceptual + self.ssim_weight * (1 - similarity)
         return LossTerms(mse, perceptual, similarity, total)
 
-    def forward(self, target: torch.Tensor, reconstruction: torch.Tensor) -> LossTerms:
-        return self.terms(self.residuals(target, reconstruction))
+    def forward(
+        self,
+        target: torch.Tensor,
+        reconstruction: torch.Tensor,
+        target_features: torch.Tensor | None = None,
+    ) -> LossTerms:
+        return self.terms(self.residuals(target, reconstruction, target_features))

@@ -22,7 +22,7 @@ from piade.losses import LossTerms, ReconstructionLoss, build_perceptual_network
 from piade.model import build_model
 from piade.runtime import keep_freed_memory
 from piade.train.config import TrainConfig
-from piade.train.loop import TrainingError, loss_terms, train_epoch
+from piade.train.loop import TrainingError, loss_terms, perceptual_targets, train_epoch
 from piade.train.run import fit
 
 GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
@@ -206,3 +206,34 @@ def test_the_training_step_runs_under_bf16_autocast() -> None:
     # carries that to the reconstruction (the orthogonal one averages it out): loss within 9 %
     torch.testing.assert_close(half.total.detach(), full.detach(), rtol=0.15, atol=1e-3)
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_an_epoch_with_kept_perceptual_features_trains_as_one_that_computes_them() -> None:
+    """The features kept before the epoch are the ones each step would compute: same weights.
+
+    (SGD: Adam's first step, ``lr · g / |g|``, turns the rounding of a gradient near zero into a
+    step of the full rate either way.)
+    """
+    model, criterion, _ = _tiny_step_parts()
+    images = (torch.rand(10, 3, 32, 32) * 255).to(torch.uint8)
+    batches = [torch.tensor([3, 7, 1, 0]), torch.tensor([9, 2, 5, 4])]
+    kept = perceptual_targets(criterion, images, batch_size=3)  # batches unlike the epoch's
+    assert kept is not None and kept.shape == (10, 128, 16, 16)
+    weights = []
+    for targets in (None, kept):
+        net = copy.deepcopy(model)
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+        sums = train_epoch(net, criterion, optimizer, images, batches, amp=None, scaler=None,
+                           target_features=targets)  # fmt: skip
+        weights.append((sums["loss"], torch.cat([p.detach().flatten() for p in net.parameters()])))
+    assert weights[1][0] == pytest.approx(weights[0][0], rel=1e-6)
+    torch.testing.assert_close(weights[1][1], weights[0][1], rtol=1e-5, atol=1e-7)
+
+
+def test_perceptual_features_over_the_budget_are_not_kept(caplog: pytest.LogCaptureFixture) -> None:
+    _, criterion, _ = _tiny_step_parts()
+    images = torch.zeros(4, 3, 32, 32, dtype=torch.uint8)
+    with caplog.at_level("INFO", logger="piade.train.loop"):  # 4 x 128 x 16 x 16 floats: 512 KiB
+        assert perceptual_targets(criterion, images, batch_size=2, budget_bytes=2**19 - 1) is None
+    assert "computed at every step instead" in caplog.text
+    assert perceptual_targets(criterion, images, batch_size=2, budget_bytes=2**19) is not None

@@ -25,6 +25,8 @@ from piade.train.checkpoint import CHECKPOINT
 
 log = logging.getLogger(__name__)
 Network = TypeVar("Network", bound=nn.Module)
+# the most memory training spends on keeping the perceptual network's features of its images
+PERCEPTUAL_TARGETS_BUDGET = 2 * 2**30
 
 
 class TrainingError(PiadeError, RuntimeError):
@@ -58,12 +60,60 @@ def epoch_batches(
 
 
 def loss_terms(
-    model: nn.Module, criterion: ReconstructionLoss, batch: torch.Tensor, amp: torch.dtype | None
+    model: nn.Module,
+    criterion: ReconstructionLoss,
+    batch: torch.Tensor,
+    amp: torch.dtype | None,
+    target_features: torch.Tensor | None = None,
 ) -> LossTerms:
-    """The loss terms of one batch (B, 3, H, W) in [0, 1]: the forward half of a training step."""
+    """The loss terms of one batch (B, 3, H, W) in [0, 1]: the forward half of a training step.
+
+    ``target_features``: the perceptual network's features of ``batch``, if computed beforehand
+    (:func:`perceptual_targets`); otherwise the loss computes them.
+    """
     with autocast(batch.device, amp):
         out = model(batch)
-    return criterion(to_signed(batch), out.reconstruction.float())
+    return criterion(to_signed(batch), out.reconstruction.float(), target_features)
+
+
+def perceptual_targets(
+    criterion: ReconstructionLoss,
+    images: torch.Tensor,
+    *,
+    batch_size: int,
+    budget_bytes: int = PERCEPTUAL_TARGETS_BUDGET,
+) -> torch.Tensor | None:
+    """The perceptual network's features of every uint8 training image (N, 3, H, W), or None.
+
+    The network is frozen and the images do not change from one epoch to the next, so their
+    features are the same at every step: computed once here, a training step runs the network on
+    the reconstructions only (1.1x–1.2x faster steps at 120 px, docs/performance.md). Returns
+    None, and the loss computes them at each step as before, when they would take more than
+    ``budget_bytes`` (e.g. VGG-16's 64 channels at 256 px: 16.8 MB per image).
+    """
+    layout = memory_format(images.device)
+    with torch.no_grad():
+        one = criterion.perceptual_features(to_signed(images[:1].float() / 255))
+        needed = one.element_size() * one.numel() * len(images)
+        if needed > budget_bytes:
+            log.info(
+                "the perceptual features of the %d training images would take %.0f MB (over "
+                "%.0f MB): computed at every step instead",
+                len(images), needed / 2**20, budget_bytes / 2**20,
+            )  # fmt: skip
+            return None
+        features = torch.empty((len(images), *one.shape[1:]), device=images.device)
+        features = features.contiguous(memory_format=layout)
+        for start in range(0, len(images), max(1, batch_size)):
+            batch = images[start : start + max(1, batch_size)].float() / 255
+            batch = to_signed(batch.contiguous(memory_format=layout))
+            features[start : start + len(batch)] = criterion.perceptual_features(batch)
+    log.info(
+        "kept the perceptual features of the %d training images (%.0f MB): each step runs the "
+        "perceptual network on the reconstructions only",
+        len(images), needed / 2**20,
+    )  # fmt: skip
+    return features
 
 
 def compiled_loss_terms(mode: str | None) -> Callable[..., LossTerms]:
@@ -96,10 +146,12 @@ def train_epoch(
     on_batch: Callable[[], None] = lambda: None,
     forward: Callable[..., LossTerms] = loss_terms,
     check_every_batch: bool | None = None,
+    target_features: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """One pass over ``batches`` of the uint8 ``images`` (N, 3, H, W); returns summed terms.
 
-    ``forward`` computes a batch's loss terms (:func:`loss_terms` or its compiled form). Give the
+    ``forward`` computes a batch's loss terms (:func:`loss_terms` or its compiled form);
+    ``target_features`` are :func:`perceptual_targets` of ``images``, or None. Give the
     batches' indices on the images' device: on a GPU the epoch then makes no host-device copy and
     no synchronisation: the loss is checked for NaN at the end of the epoch, and after every batch
     only where ``check_every_batch`` says so (default: on the CPU, where the check costs nothing).
@@ -113,7 +165,8 @@ def train_epoch(
     for index in batches:
         batch = images[index.to(device)].float() / 255  # (B, 3, H, W) in [0, 1]
         batch = batch.contiguous(memory_format=layout)
-        terms = forward(model, criterion, batch, amp)
+        targets = None if target_features is None else target_features[index]
+        terms = forward(model, criterion, batch, amp, targets)
         loss = terms.total.mean()
         if check_every_batch and not torch.isfinite(loss):
             raise TrainingError("the loss became non-finite")

@@ -54,6 +54,7 @@ from piade.train.loop import (
     compiled_loss_terms,
     epoch_batches,
     non_finite_advice,
+    perceptual_targets,
     split_calibration,
     train_epoch,
 )
@@ -190,6 +191,7 @@ class _Epochs:
         self.scaler = torch.amp.GradScaler(device.type) if self.amp == torch.float16 else None
         self.trained: nn.Module = DistributedDataParallel(model) if ddp.enabled else model
         self.forward = compiled_loss_terms(cfg.compile)
+        self.targets: torch.Tensor | None = None  # the perceptual features of the images
         if cfg.compile is not None:
             log.info(
                 "compiling the training step (mode %s): the first batches take a minute or more",
@@ -199,6 +201,8 @@ class _Epochs:
     def train(self, images: torch.Tensor, fit_idx: torch.Tensor, start: int) -> dict[str, float]:
         """Train epochs ``start`` to ``cfg.epochs`` on ``images[fit_idx]``; the last epoch's record."""
         cfg, last, saved = self.cfg, {}, start  # saved: the epoch of the last good checkpoint
+        if start < cfg.epochs:
+            self.targets = perceptual_targets(self.criterion, images, batch_size=cfg.batch_size)
         bar = tqdm(range(start, cfg.epochs), desc="fit", unit="epoch", initial=start,
                    total=cfg.epochs, disable=None if self.ddp.is_main else True)  # fmt: skip
         for epoch in bar:
@@ -235,7 +239,8 @@ class _Epochs:
             batches = list(on_device.split([len(b) for b in batches]))
         try:
             sums = train_epoch(self.trained, self.criterion, self.optimizer, images, batches,
-                               amp=self.amp, scaler=self.scaler, forward=self.forward)  # fmt: skip
+                               amp=self.amp, scaler=self.scaler, forward=self.forward,
+                               target_features=self.targets)  # fmt: skip
             check_finite_parameters(self.model)
         except Exception as error:
             if is_compiler_error(error):
