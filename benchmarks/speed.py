@@ -38,12 +38,10 @@ import argparse
 import json
 import statistics
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 
 import torch
 from limits import ConvCalls, best_kernel, cpu_peak, describe, gpu_peak
-from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from piade import losses
@@ -65,17 +63,10 @@ OPTIONS = (
     "inference-mode",
     "compile",
     "bf16",
-    "pool-before-relu",
     "kept-targets",
 )
 # what `piade fit` and the detector use (kept-targets: fit only; scoring has no repeated images)
-ENGINE = (
-    "channels-last",
-    "keep-freed-memory",
-    "fused-distance",
-    "pool-before-relu",
-    "kept-targets",
-)
+ENGINE = ("channels-last", "keep-freed-memory", "fused-distance", "kept-targets")
 
 
 def synchronize(device: torch.device) -> None:
@@ -92,10 +83,6 @@ def timed(run: Callable[[], None], device: torch.device) -> float:
 
 
 _FUSED_FEATURE_DISTANCE = losses.squared_feature_distance
-
-
-def _index(named: tuple[str, nn.Module]) -> int:
-    return int(named[0])
 
 
 def _plain_feature_distance(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -117,10 +104,7 @@ class Setup:
         layout = torch.channels_last if "channels-last" in options else torch.contiguous_format
         self.model = build_model(ModelConfig(image_size=size), encoder_weights=None)
         self.model = self.model.to(device).to(memory_format=layout)
-        features = build_perceptual_network(perceptual_net, weights=None)
-        if "pool-before-relu" not in options:  # torchvision's order: each ReLU before its pool
-            features = nn.Sequential(OrderedDict(sorted(features.named_children(), key=_index)))
-        self.criterion = ReconstructionLoss(features)
+        self.criterion = ReconstructionLoss(build_perceptual_network(perceptual_net, weights=None))
         self.criterion = self.criterion.to(device).to(memory_format=layout)
         fused = {"fused": True} if "fused-adam" in options else {}
         self.optimizer = torch.optim.Adam(

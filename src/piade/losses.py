@@ -11,7 +11,6 @@ compares the [-1, 1] images (four times the figure) and the perceptual network r
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any, NamedTuple
 
 import torch
@@ -190,23 +189,8 @@ def _vgg_features(name: str, depth: int) -> nn.Sequential:
     for end in range(1, len(layout) + 1):
         layers = _vgg_layers(layout[:end])
         if len(layers) >= depth:
-            return _pool_before_relu(layers[:depth])
+            return layers[:depth]
     raise AssertionError("unreachable: check_perceptual_depth bounds the depth")
-
-
-def _pool_before_relu(layers: nn.Sequential) -> nn.Sequential:
-    """The same network with each ReLU that a 2×2 max-pool follows run after the pool instead.
-
-    ``max(relu(a), relu(b)) == relu(max(a, b))`` exactly, in values and in gradients, so the
-    features do not change; the ReLU and its backward then touch a quarter of the elements (VGG's
-    64 channels at full resolution: 6 % of a 120 px training step, docs/performance.md). The
-    modules keep torchvision's indices as their names, so weights load as ``features.N.*``.
-    """
-    named = list(layers.named_children())
-    for i in range(len(named) - 1):
-        if isinstance(named[i][1], nn.ReLU) and isinstance(named[i + 1][1], nn.MaxPool2d):
-            named[i], named[i + 1] = named[i + 1], named[i]
-    return nn.Sequential(OrderedDict(named))
 
 
 def _vgg_layers(layout: list[int | str]) -> nn.Sequential:

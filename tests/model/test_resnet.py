@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
-from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
 from piade.losses import build_perceptual_network
@@ -64,27 +63,5 @@ def test_vgg_features_are_torchvisions(name: str, config: str, depth: int) -> No
             break
     _same_state(ours, reference[:depth])
     whole = torchvision.models.get_model(name, weights=None).features[:depth]
-    # the same module under each of torchvision's indices (a ReLU may run after its max-pool)
-    assert {k: type(m) for k, m in ours.named_children()} == {
-        k: type(m) for k, m in whole.named_children()
-    }
-    assert sorted(ours.state_dict()) == sorted(whole.state_dict())  # files load as features.N
-
-
-@pytest.mark.parametrize("name", ["vgg11", "vgg16"])
-@pytest.mark.parametrize("depth", [3, 4, 6, 9])
-def test_vgg_features_compute_what_torchvisions_order_computes(name: str, depth: int) -> None:
-    """A ReLU moved after its max-pool changes neither the features nor their input gradient."""
-    torch.manual_seed(3)
-    ours = build_perceptual_network(name, weights=None, depth=depth).double()
-    reference = torchvision.models.get_model(name, weights=None).features[:depth].double()
-    reference.load_state_dict(ours.state_dict())
-    if depth == 4 and name == "vgg11":  # conv, pool, ReLU, conv: the ReLU runs on a quarter
-        assert [type(m) for m in ours] == [nn.Conv2d, nn.MaxPool2d, nn.ReLU, nn.Conv2d]
-    image = torch.randn(2, 3, 20, 20, dtype=torch.float64)
-    ours_in, reference_in = image.clone().requires_grad_(), image.clone().requires_grad_()
-    weight = torch.randn_like(reference(image))
-    (ours(ours_in) * weight).sum().backward()
-    (reference(reference_in) * weight).sum().backward()
-    assert torch.equal(ours(image), reference(image))
-    assert torch.equal(ours_in.grad, reference_in.grad)  # type: ignore[arg-type]
+    assert [type(m) for m in ours] == [type(m) for m in whole]
+    assert list(ours.state_dict()) == list(whole.state_dict())  # ImageNet files load as features.N
