@@ -51,20 +51,46 @@ def resolve_weights(
             ``"timm:<name>"``.
         allow_download: try torchvision's download when "imagenet" is not in the cache.
     """
-    if spec is None or (isinstance(spec, str) and spec.lower() in ("", "none", "random")):
+    if spec is None or _is_random(spec):
         return None, "random initialisation"
     if isinstance(spec, str) and spec.lower() == "imagenet":
         if arch.startswith("timm:"):
             return _timm_imagenet(arch.removeprefix("timm:")), f"timm ImageNet weights of {arch}"
         path = imagenet_file(arch, allow_download=allow_download)
         return load_state_dict_file(path), str(path)
+    path = _existing_file(spec)
+    return load_state_dict_file(path), str(path)
+
+
+def check_weights(spec: WeightsSpec, *, arch: str) -> None:
+    """The WeightsError :func:`resolve_weights` would raise for a missing file, without loading.
+
+    ``piade fit`` and ``piade benchmark`` call it before reading any data, so a missing ImageNet
+    file (or a mistyped path) is reported at once rather than after the data set is decoded. An
+    "imagenet" spec is looked up in the torch hub cache and downloaded if absent, as training
+    would; timm's weights are left to :func:`resolve_weights`.
+    """
+    if spec is None or _is_random(spec):
+        return
+    if isinstance(spec, str) and spec.lower() == "imagenet":
+        if not arch.startswith("timm:"):
+            imagenet_file(arch)
+        return
+    _existing_file(spec)
+
+
+def _is_random(spec: str | os.PathLike[str]) -> bool:
+    return isinstance(spec, str) and spec.lower() in ("", "none", "random")
+
+
+def _existing_file(spec: str | os.PathLike[str]) -> Path:
     path = Path(spec)
     if not path.is_file():
         raise WeightsError(
             f"weights file {path} does not exist; pass an existing state_dict file, "
             "'imagenet' (torch hub cache or download) or 'none' (random initialisation)"
         )
-    return load_state_dict_file(path), str(path)
+    return path
 
 
 def imagenet_file(arch: str, *, allow_download: bool = True) -> Path:

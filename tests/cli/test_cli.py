@@ -60,6 +60,7 @@ def test_every_call_logs_to_the_current_stderr(
     write_folder(tmp_path, n_normal=2, n_abnormal=0)
     argv = ["fit", "--data", "folder", "--root", str(tmp_path), "--normal-dir", "good"]
     argv += ["--normal-split", "0", "--device", "cpu", "--out", str(tmp_path / "run")]
+    argv += ["--encoder-weights", "none", "--perceptual-weights", "none"]  # checked before decoding
     first = io.StringIO()
     with contextlib.redirect_stderr(first):
         assert main(argv) == 2

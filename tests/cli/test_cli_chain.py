@@ -288,6 +288,35 @@ def test_errors_are_one_line_with_exit_code_2(
     assert err.count(": error: ") == 1 and "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        (["--perceptual-weights", "{base}/vgg.pth"], "vgg.pth does not exist"),
+        (["--encoder-weights", "imagenet"], "ImageNet weights for resnet18 not found"),
+    ],
+)
+def test_fit_names_missing_weights_before_decoding_the_data(
+    chain: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    weights: list[str],
+    message: str,
+) -> None:
+    """Found images, then the weights file is missing: one line, nothing decoded or written."""
+
+    def decode(*args: object) -> None:
+        raise AssertionError("the images were decoded before the weights were checked")
+
+    monkeypatch.setattr("piade.data.build._load", decode)
+    data = ["--data", "mvtec", "--root", str(chain["root"]), "--category", "widget"]
+    flags = [*FAST, "--backbone", "resnet18"]  # later flags win: the one under test is last
+    named = [w.format(base=chain["base"]) for w in weights]
+    assert main(["fit", *data, *flags, *named, "--out", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not (tmp_path / "out").exists()
+
+
 def test_every_verb_documents_its_flags(capsys: pytest.CaptureFixture[str]) -> None:
     for verb in ("fit", "evaluate", "predict", "export", "demo", "info"):
         with pytest.raises(SystemExit) as exit_info:

@@ -17,7 +17,9 @@ from piade.errors import ConfigError, DataError
 
 def test_signature_is_the_documented_one() -> None:
     params = inspect.signature(build_datasets).parameters
-    assert list(params) == ["name", "root", "target", "image_size", "seed", "options"]
+    assert list(params) == [
+        "name", "root", "target", "image_size", "seed", "before_decoding", "options"
+    ]  # fmt: skip
     assert params["image_size"].kind is inspect.Parameter.KEYWORD_ONLY
     assert params["seed"].default == 0
     assert DATASETS == ("cifar10", "coil100", "mvtec", "folder")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -140,15 +141,20 @@ def data_target(args: argparse.Namespace) -> Any:
 
 
 def datasets(
-    args: argparse.Namespace, *, image_size: int, center_crop: float = 1.0
+    args: argparse.Namespace,
+    *,
+    image_size: int,
+    center_crop: float = 1.0,
+    before_decoding: Callable[[], None] | None = None,
 ) -> tuple[Any, Any]:
-    """The (train, test) data sets the data flags name."""
+    """The (train, test) data sets the data flags name (``before_decoding``: see build_datasets)."""
     from piade.data import build_datasets
 
     return build_datasets(
         *_data_arguments(args),
         image_size=image_size,
         center_crop=center_crop,
+        before_decoding=before_decoding,
         **_data_options(args),
     )
 

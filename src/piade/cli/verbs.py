@@ -45,8 +45,18 @@ def _fit(args: argparse.Namespace) -> int:
     from piade.train.run import fit
 
     model_config, train_config = cli_args.model_config(args), cli_args.train_config(args)
+
+    def check_weights_files() -> None:  # before the images are decoded: no wasted wait
+        from piade.weights import check_weights
+
+        check_weights(train_config.encoder_weights, arch=model_config.backbone)
+        check_weights(train_config.perceptual_weights, arch=train_config.perceptual_net)
+
     train_set, _ = cli_args.datasets(
-        args, image_size=model_config.image_size, center_crop=model_config.center_crop
+        args,
+        image_size=model_config.image_size,
+        center_crop=model_config.center_crop,
+        before_decoding=check_weights_files,
     )
     result = fit(
         train_set,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,14 @@ def build_index(name: str, root: Root, target: Any, *, seed: int = 0, **options:
 
 
 def build_datasets(
-    name: str, root: Root, target: Any, *, image_size: int, seed: int = 0, **options: Any
+    name: str,
+    root: Root,
+    target: Any,
+    *,
+    image_size: int,
+    seed: int = 0,
+    before_decoding: Callable[[], None] | None = None,
+    **options: Any,
 ) -> tuple[ImageDataset, ImageDataset]:
     """The (train, test) data sets of ``name`` at ``root`` under the paper's protocol.
 
@@ -95,6 +103,9 @@ def build_datasets(
             when ``normal_dir`` is not given, else None.
         image_size: side of the square images, in pixels.
         seed: seeds the COIL and folder splits.
+        before_decoding: called once the images are found and before any is decoded (``piade
+            fit`` checks its weights files there, so neither a data error nor a missing file
+            waits for the decoding).
         **options: ``center_crop`` (the central share of each side kept before resizing; 1, the
             default, keeps the whole image), ``cache_dir`` (disk cache folder), ``workers``
             (decoding threads), ``on_error`` ("raise" or "skip" unreadable files); COIL:
@@ -113,6 +124,8 @@ def build_datasets(
         ConfigError: an unknown ``name`` or option, or an invalid option value.
     """
     index, load_options = _index(name, root, target, image_size, seed, options)
+    if before_decoding is not None:
+        before_decoding()
     return _load(index, load_options, "train"), _load(index, load_options, "test")
 
 
