@@ -73,6 +73,5 @@ def add_flags(
     ``prefix`` starts each help text (e.g. ``"piade: "`` where other methods ignore the flag)."""
     for name in names:
         spec = dict(SHARED_FLAGS[name])
-        if "help" in spec or prefix:
-            spec["help"] = prefix + spec.get("help", "")
+        spec["help"] = prefix + spec["help"]  # every shared flag has its help text
         parser.add_argument(name, **spec)
