@@ -163,7 +163,8 @@ def train_epoch(
     if check_every_batch is None:
         check_every_batch = device.type == "cpu"
     for index in batches:
-        batch = images[index.to(device)].float() / 255  # (B, 3, H, W) in [0, 1]
+        index = index.to(device)
+        batch = images[index].float() / 255  # (B, 3, H, W) in [0, 1]
         batch = batch.contiguous(memory_format=layout)
         targets = None if target_features is None else target_features[index]
         terms = forward(model, criterion, batch, amp, targets)
