@@ -38,11 +38,12 @@ def test_speed_prints_one_record_per_size_mode_and_setting() -> None:
     assert peak["peak_gflops"] == pytest.approx(
         peak["cores"] * peak["clock_ghz"] * peak["fp32_flops_per_cycle"], rel=1e-2
     )
+    engine = "fused-distance+keep-freed-memory+kept-targets"
     assert [(r["mode"], r["settings"]) for r in records] == [
-        ("train", "fused-distance+keep-freed-memory"),
-        ("train", "channels-last+fused-distance+keep-freed-memory"),
-        ("infer", "fused-distance+keep-freed-memory"),
-        ("infer", "channels-last+fused-distance+keep-freed-memory"),
+        ("train", engine),
+        ("train", f"channels-last+{engine}"),
+        ("infer", engine),
+        ("infer", f"channels-last+{engine}"),
     ]
     for r in records:
         assert (
@@ -55,7 +56,9 @@ def test_speed_prints_one_record_per_size_mode_and_setting() -> None:
         )
         assert 0 < r["efficiency_vs_best_kernel"] < 2
     train, infer = records[0], records[2]
-    assert train["gflop_per_image"] > 2 * infer["gflop_per_image"]  # backward costs about 2x
+    # training adds the backward (about 2x the forward) but, with kept-targets, runs the
+    # perceptual network on the reconstructions only; scoring runs it on both
+    assert train["gflop_per_image"] > 1.5 * infer["gflop_per_image"]
 
 
 def test_speed_refuses_to_compare_a_process_wide_setting() -> None:

@@ -61,8 +61,8 @@ def _poison_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int, *, loss: float) -
         calls["n"] += 1
         if calls["n"] == epoch:
 
-            def bad(target: torch.Tensor, output: torch.Tensor) -> Any:
-                terms = criterion(target, output)
+            def bad(target: torch.Tensor, output: torch.Tensor, *kept: Any) -> Any:
+                terms = criterion(target, output, *kept)
                 return terms._replace(total=terms.total * loss)
 
             return real(model, bad, *args, **kwargs)
