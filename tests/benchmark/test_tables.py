@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from piade.benchmark.paper import PAPER_TABLES, paper_mean, paper_value
+from piade.benchmark.ablation import render_ablation
+from piade.benchmark.paper import FIGURE_4, PAPER_TABLES, paper_mean, paper_value
 from piade.benchmark.scores import render_scores, score_table
 from piade.benchmark.tables import build_tables, class_order, write_tables
 
@@ -22,6 +23,14 @@ def test_paper_rows_average_to_the_papers_own_mean_row(suite: str) -> None:
         assert len(values) == (10 if suite == "cifar10" else 15)
         # the paper rounds its means to 3 decimals: a transcription slip would break this
         assert statistics.fmean(values.values()) == pytest.approx(table.means[column], abs=6e-4)
+
+
+def test_figure_4_agrees_with_table_3_and_the_texts_nine_percent() -> None:
+    for cls, (_, two) in FIGURE_4.items():  # its two-vector bars are Table 3's "Ours", rounded
+        assert two == pytest.approx(paper_value("mvtec", "piade", cls), abs=0.005), cls
+    differences = [two - one for one, two in FIGURE_4.values()]
+    assert statistics.fmean(differences) == pytest.approx(0.09, abs=0.005)
+    assert FIGURE_4["bottle"] == (0.97, 0.97)
 
 
 def test_paper_lookup_maps_piade_methods_to_the_papers_columns() -> None:
@@ -89,6 +98,21 @@ def test_ablation_pairs_the_two_variants_per_class() -> None:
     assert [r["class"] for r in rows] == ["bottle", "Mean"]
     assert rows[0]["one_vector"] == pytest.approx(0.725)
     assert rows[0]["difference"] == pytest.approx(0.85 - 0.725)
+    # the paper's Fig. 4 beside ours; with bottle the only class, the mean row is bottle's
+    assert (rows[0]["paper_one_vector"], rows[0]["paper_two_vectors"]) == (0.97, 0.97)
+    assert rows[1]["paper_two_vectors"] == pytest.approx(0.97)
+    page = render_ablation(rows, suite="mvtec")
+    assert "| bottle | 0.725 | 0.850 | +0.125 | 0.97 | 0.97 | +0.00 |" in page
+
+
+def test_ablation_has_no_paper_columns_outside_mvtec_or_its_figure() -> None:
+    row = {"class": "bottle", "one_vector": 0.7, "two_vectors": 0.8, "difference": 0.1}
+    assert "paper" not in render_ablation([row], suite="cifar10")
+    rows = [row | {"class": "grid"}, row | {"class": "wood"}, row | {"class": "Mean"}]
+    page = render_ablation(rows, suite="mvtec")
+    assert "| grid | 0.700 | 0.800 | +0.100 | – | – | – |" in page  # no bar for grid
+    assert "| wood | 0.700 | 0.800 | +0.100 | 0.89 | 0.98 | +0.09 |" in page
+    assert "| Mean | 0.700 | 0.800 | +0.100 | – | – | – |" in page  # not over grid
 
 
 def test_pixel_table_only_for_methods_with_maps() -> None:

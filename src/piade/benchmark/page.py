@@ -113,7 +113,7 @@ def _suite_section(tables: dict[str, Any], file: Path, base: Path) -> str:
         chart = file.with_name(f"{file.stem}-ablation.png")
         parts += [
             "\n### Ablation (Sec. 6, Fig. 4): one instantiation vector vs two\n",
-            render_ablation(tables["ablation"]),
+            render_ablation(tables["ablation"], suite=suite),
         ]
         if chart.is_file():
             parts.append(f"\n![ablation]({_link(chart, base)})\n")

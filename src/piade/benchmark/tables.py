@@ -106,7 +106,7 @@ def build_tables(results: Sequence[dict[str, Any]], *, suite: str) -> dict[str, 
         "image_auroc": {"rows": rows, "mean": mean},
         "pixel": _pixel_rows(summary, classes, methods),
         "cost": _cost_rows(results, classes, methods),
-        "ablation": ablation_table(summary, classes),
+        "ablation": ablation_table(summary, classes, suite=suite),
         "scores": score_table(results, classes),
         "authors": authors_table(results, classes, methods, suite),
         "warnings": [
@@ -160,7 +160,7 @@ def write_tables(out_dir: str | Path, results: Sequence[dict[str, Any]], *, suit
     _write_csv(out / "results.csv", tables)
     (out / "results.md").write_text(render_markdown(tables))
     if tables["ablation"]:
-        (out / "ablation.md").write_text(render_ablation(tables["ablation"]))
+        (out / "ablation.md").write_text(render_ablation(tables["ablation"], suite=suite))
         write_ablation_chart(tables["ablation"], out / "ablation.png", suite=suite)
 
 
@@ -244,7 +244,7 @@ def render_markdown(tables: dict[str, Any]) -> str:
         parts.append(render_pixel_table(tables["pixel"]))
     if tables["ablation"]:
         parts.append("\n## Ablation (Sec. 6): one instantiation vector vs two\n")
-        parts.append(render_ablation(tables["ablation"]))
+        parts.append(render_ablation(tables["ablation"], suite=tables["suite"]))
     if tables["scores"]:
         parts.append(f"\n## {SCORES_TITLE}\n\n{SCORES_NOTE}\n")
         parts.append(render_scores(tables["scores"]))
