@@ -51,7 +51,7 @@ def add_parser(verbs: Any, formatter: type[argparse.HelpFormatter]) -> argparse.
         "--ablation",
         action="store_true",
         help="add piade-1v (one vector, no routing) to the methods; on MVTec without --classes, "
-        "run the paper's six categories",
+        "run the seven categories of the paper's Fig. 4",
     )
     parser.add_argument("--seeds", type=_seeds, default=[0], help="comma list of seeds")
     parser.add_argument("--epochs", type=int, help="piade's epochs (default: the paper's 400)")
