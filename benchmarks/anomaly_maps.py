@@ -40,7 +40,13 @@ def main() -> None:
 
     tic = time.perf_counter()
     detector = load(args.model)
-    _, test = build_datasets("mvtec", args.root, args.category, image_size=detector.image_size)
+    _, test = build_datasets(
+        "mvtec",
+        args.root,
+        args.category,
+        image_size=detector.image_size,
+        center_crop=detector.config.center_crop,
+    )
     maps: dict[tuple[str, float], list[np.ndarray]] = {v: [] for v in variants}
     scores = []
     for batch in test.images.split(args.batch_size):

@@ -44,7 +44,7 @@ def references(fit_flags: list[str], *, batch_size: int = 32) -> dict[str, dict[
     """The loss terms of the zero output and of the mean training image, on the training images."""
     args = parse_args(["fit", *fit_flags, "--out", "unused"])
     size = args.image_size or (32 if args.data == "cifar10" else 120)
-    train, _ = datasets(args, image_size=size)
+    train, _ = datasets(args, image_size=size, center_crop=args.center_crop)
     images = to_signed(stack_images(train).float() / 255)  # (N, 3, H, W) in [-1, 1]
     weights = None if str(args.perceptual_weights).lower() == "none" else args.perceptual_weights
     criterion = ReconstructionLoss(

@@ -149,7 +149,8 @@ def score_all(model_path: str, fit_flags: list[str], batch_size: int) -> dict[st
     """AUROC of every score kind for the model at ``model_path`` on the test split of the data."""
     detector = load(model_path)
     args = parse_args(["fit", *fit_flags, "--out", "unused"])
-    train, test = datasets(args, image_size=detector.image_size)
+    crop = detector.config.center_crop  # the model's own: it saw only the central part
+    train, test = datasets(args, image_size=detector.image_size, center_crop=crop)
     labels = np.asarray(test.labels).astype(int)
     scored = score_dataset(detector, test, batch_size=batch_size, keep=("every_score",))
     loss, test_c = scored["score:loss"], complexity(stack_images(test))

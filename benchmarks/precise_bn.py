@@ -42,7 +42,8 @@ def main() -> None:
     args, data_flags = parser.parse_known_args()
     detector = load(args.model)
     data = parse_args(["fit", *data_flags, "--out", "unused"])
-    train, test = datasets(data, image_size=detector.image_size)
+    crop = detector.config.center_crop
+    train, test = datasets(data, image_size=detector.image_size, center_crop=crop)
     print(json.dumps({"statistics": "running averages", **test_metrics(detector, test)}))
     images = stack_images(train)
     fit_idx, _ = split_calibration(len(images), args.calibration_fraction, args.seed)

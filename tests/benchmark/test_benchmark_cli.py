@@ -386,3 +386,24 @@ def test_image_scores_script_reports_the_complexity_of_the_images(
     assert set(subset) == {*SCORE_KINDS, "authors' weighting"}
     assert subset["loss"] == pytest.approx(record["image_auroc"]["loss"])
     assert subset["authors' weighting"] == pytest.approx(record["authors_weighting_auroc"])
+
+
+def test_image_scores_script_reads_the_images_as_the_model_was_trained(
+    mvtec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model trained on the central half of each image is scored on that half, as `piade
+    evaluate` scores it (the script once read whole images for it and reported chance AUROC)."""
+    flags = FAST[:6] + FAST[8:]  # without --baseline-epochs, which fit does not take
+    data = ["--data", "mvtec", "--root", str(mvtec), "--category", "bottle"]
+    assert main(["fit", *data, *flags, "--center-crop", "0.5", "--out", str(tmp_path / "m")]) == 0
+    module = _module("image_scores.py")
+    asked = {}
+
+    def datasets(args: object, **kwargs: object) -> None:
+        asked.update(kwargs)
+        raise KeyboardInterrupt  # enough: the data were asked for
+
+    monkeypatch.setattr(module, "datasets", datasets)
+    with pytest.raises(KeyboardInterrupt):
+        module.score_all(str(tmp_path / "m"), data, 8)
+    assert asked == {"image_size": 32, "center_crop": 0.5}
