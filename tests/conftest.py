@@ -25,6 +25,14 @@ if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
     )
 
 
+@pytest.fixture(autouse=True)
+def idle_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test sees idle CPU cores: ``piade fit`` and ``piade benchmark`` check whether other
+    work keeps the cores busy (0.15 s), and the other test workers would. Tests of that check set
+    ``piade.runtime.busy_cores`` themselves."""
+    monkeypatch.setattr("piade.runtime.busy_cores", lambda interval=0.15: None)
+
+
 class NetworkBlocked(RuntimeError):
     """Raised when a test tries to open a network connection."""
 

@@ -1,4 +1,4 @@
-"""Devices, precision, and the validation-set threshold."""
+"""Devices, precision, busy CPU cores, and the validation-set threshold."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from piade.errors import ConfigError
 from piade.inference.calibration import threshold_f1_max, threshold_from_normal
 from piade.inference.detector import load, score_dataset
 from piade.metrics import f1_max
-from piade.runtime import autocast_dtype, resolve_device
+from piade.runtime import autocast_dtype, busy_cores, resolve_device
 from piade.train.config import TrainConfig
 from piade.train.run import fit
 
@@ -37,6 +37,48 @@ def test_bad_device_names_are_explained(spec: str) -> None:
 def test_missing_cuda_is_explained() -> None:
     with pytest.raises(ConfigError, match="no CUDA device"):
         resolve_device("cuda:0")
+
+
+def test_cpu_times_reads_each_cpus_busy_and_total_ticks(tmp_path: Path) -> None:
+    stat = tmp_path / "stat"
+    stat.write_text(
+        "cpu  30 0 10 200 10 0 0 8 0 0\n"  # all CPUs together: not one of them
+        "cpu0 10 2 5 100 5 1 1 3 0 0\n"  # steal (3) counts as neither busy nor total
+        "cpu1 20 0 5 100 5 0 0 5 0 0\n"
+        "intr 12345 0 0\n"
+    )
+    assert runtime.cpu_times({0}, stat) == {0: (19, 124)}
+    assert runtime.cpu_times({0, 1, 7}, stat) == {0: (19, 124), 1: (25, 130)}
+    assert runtime.cpu_times({0}, tmp_path / "missing") == {}
+
+
+def test_busy_cores_measures_this_machine() -> None:
+    measured = busy_cores(0.05)  # the real one: the autouse fixture replaced only the module's
+    if measured is not None:  # None off Linux
+        busy, cores = measured
+        assert cores >= 1 and 0 <= busy <= cores + 1e-9
+
+
+@pytest.mark.parametrize(
+    ("busy", "cores", "threads", "advised"),
+    [
+        (1.0, 2, 2, 1),  # another job on one of two cores: one thread, not two
+        (1.9, 2, 2, 1),
+        (3.2, 8, 8, 5),
+        (0.2, 2, 2, None),  # a quiet machine
+        (1.0, 8, 4, None),  # enough free cores for every thread
+        (1.9, 2, 1, None),  # already one thread: nothing fewer to advise
+    ],
+)
+def test_oversubscription_advice(
+    busy: float, cores: int, threads: int, advised: int | None
+) -> None:
+    advice = runtime.oversubscription_advice(busy, cores, threads)
+    if advised is None:
+        assert advice is None
+    else:
+        assert advice is not None and f"OMP_NUM_THREADS={advised} " in advice
+        assert f"with {threads} torch threads" in advice
 
 
 def test_autocast_is_fp32_on_the_cpu_unless_bf16_is_asked_for(

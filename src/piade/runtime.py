@@ -1,4 +1,5 @@
-"""Where and how tensors run: device choice, autocast precision, seeding, DDP process groups."""
+"""Where and how tensors run: device choice, autocast precision, seeding, DDP process groups, and
+whether the CPU cores are already busy."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import os
 import platform
 import random
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +117,69 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+def cpu_times(cpus: Collection[int], stat: Path = Path("/proc/stat")) -> dict[int, tuple[int, int]]:
+    """(busy, total) clock ticks so far of each CPU in ``cpus``, read from ``stat`` (Linux's
+    /proc/stat); empty where it cannot be read. Idle and I/O wait are not busy; time the hypervisor
+    stole is neither (it counts in no total)."""
+    try:
+        lines = stat.read_text().splitlines()
+    except OSError:
+        return {}
+    times = {}
+    for line in lines:
+        name, *fields = line.split() or [""]
+        if not (name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus):
+            continue
+        if len(fields) < 7 or not all(f.isdigit() for f in fields[:7]):
+            continue
+        user, nice, system, idle, iowait, irq, softirq = (int(f) for f in fields[:7])
+        busy = user + nice + system + irq + softirq
+        times[int(name[3:])] = (busy, busy + idle + iowait)
+    return times
+
+
+def busy_cores(interval: float = 0.15) -> tuple[float, int] | None:
+    """How many of the CPUs this process may run on other processes kept busy over the next
+    ``interval`` seconds (this one sleeps meanwhile), and how many there are; None where the
+    kernel does not say (not Linux)."""
+    cpus = (
+        os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    )
+    before = cpu_times(cpus)
+    time.sleep(interval)
+    after = cpu_times(cpus)
+    spans = [(after[c][0] - before[c][0], after[c][1] - before[c][1]) for c in after if c in before]
+    if not spans or not any(total for _, total in spans):
+        return None
+    return sum(busy / total for busy, total in spans if total), len(spans)
+
+
+def oversubscription_advice(busy: float, cores: int, threads: int) -> str | None:
+    """One line of advice when ``threads`` torch threads would share ``cores`` CPU cores with other
+    work keeping ``busy`` of them busy: OpenMP threads that wait for each other on shared cores
+    make a step several times slower, not just proportionally (docs/performance.md). None when
+    fewer threads would not help."""
+    free = max(cores - busy, 0.0)
+    advised = max(1, int(free + 0.5))
+    if busy < 0.5 or advised >= threads:
+        return None
+    return (
+        f"{busy:.1f} of the {cores} CPU cores this process may use are busy with other work: "
+        f"with {threads} torch threads this run can be several times slower than with {advised}; "
+        f"set OMP_NUM_THREADS={advised} for it, or run one job at a time"
+    )
+
+
+def warn_if_cores_busy(device: torch.device, log: logging.Logger) -> None:
+    """Log :func:`oversubscription_advice` for a CPU run, measured now (0.15 s)."""
+    if device.type != "cpu":
+        return
+    measured = busy_cores()
+    advice = measured and oversubscription_advice(*measured, torch.get_num_threads())
+    if advice:
+        log.warning(advice)
 
 
 def autocast(

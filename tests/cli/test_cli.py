@@ -69,3 +69,19 @@ def test_every_call_logs_to_the_current_stderr(
         assert "INFO piade.data.loading: decoded 2 folder good train images" in err
         last = err.strip().splitlines()[-1]
         assert last.startswith("piade fit: error: need at least 3 training images (got 2)")
+
+
+def test_fit_warns_when_other_work_keeps_the_cores_busy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from piade import runtime
+
+    monkeypatch.setattr(runtime, "busy_cores", lambda interval=0.15: (1.0, 2))
+    monkeypatch.setattr(runtime.torch, "get_num_threads", lambda: 2)
+    argv = ["fit", "--data", "mvtec", "--root", str(tmp_path / "nowhere"), "--category", "bottle"]
+    assert main([*argv, "--device", "cpu", "--out", str(tmp_path / "run")]) == 2  # no such root
+    err = capsys.readouterr().err
+    assert "WARNING" in err and "1.0 of the 2 CPU cores" in err and "OMP_NUM_THREADS=1" in err
+    monkeypatch.setattr(runtime, "busy_cores", lambda interval=0.15: (0.1, 2))
+    assert main([*argv, "--device", "cpu", "--out", str(tmp_path / "run")]) == 2
+    assert "WARNING" not in capsys.readouterr().err

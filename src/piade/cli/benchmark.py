@@ -7,11 +7,14 @@ suite; ``piade benchmark merge DIR [DIR ...] --out DIR`` joins directories made 
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import Any
 
 from piade.cli.shared_flags import add_flags
 from piade.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 SUITES = ("cifar10", "coil100", "mvtec", "folder")
 
@@ -91,6 +94,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     """Run ``piade benchmark``; prints the image-AUROC table."""
     from piade.benchmark import merge, run_benchmark
     from piade.benchmark.tables import build_tables, render_image_table
+    from piade.runtime import resolve_device, warn_if_cores_busy
 
     if args.suite == "merge":
         if not args.inputs:
@@ -106,6 +110,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                 "directories"
             )
         config = benchmark_config(args, argv)
+        warn_if_cores_busy(resolve_device(config.device), log)
         results = run_benchmark(config, args.out)
         suite = config.suite
     if not results or suite is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,8 @@ from pathlib import Path
 from piade.cli import args as cli_args
 from piade.config import ModelConfig
 from piade.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -42,9 +45,11 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
+    from piade.runtime import resolve_device, warn_if_cores_busy
     from piade.train.run import fit
 
     model_config, train_config = cli_args.model_config(args), cli_args.train_config(args)
+    warn_if_cores_busy(resolve_device(train_config.device), log)
 
     def check_weights_files() -> None:  # before the images are decoded: no wasted wait
         from piade.weights import check_weights
