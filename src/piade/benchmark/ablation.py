@@ -58,13 +58,17 @@ def _paper_columns(
     """The paper's Fig. 4 pair for ``row``; for the "Mean" row, the mean over the classes of
     ``rows`` when the figure has all of them."""
     pairs = [paper_ablation(r["class"]) if suite == "mvtec" else None for r in rows]
+    pair: tuple[float, float] | None = None
     if row["class"] != "Mean":
         pair = pairs[[r["class"] for r in rows].index(row["class"])]
     else:
-        classes = [p for r, p in zip(rows, pairs, strict=True) if r["class"] != "Mean"]
-        pair = None
-        if classes and all(classes):
-            pair = tuple(statistics.fmean(p[i] for p in classes) for i in (0, 1))
+        known = [p for r, p in zip(rows, pairs, strict=True) if r["class"] != "Mean"]
+        present = [p for p in known if p is not None]
+        if present and len(present) == len(known):
+            pair = (
+                statistics.fmean(p[0] for p in present),
+                statistics.fmean(p[1] for p in present),
+            )
     return {
         "paper_one_vector": pair[0] if pair else None,
         "paper_two_vectors": pair[1] if pair else None,
@@ -127,8 +131,10 @@ def write_ablation_chart(rows: Sequence[dict[str, Any]], path: Path, *, suite: s
     for offset, key in ((-width / 2, "paper_one_vector"), (width / 2, "paper_two_vectors")):
         marks = [(x[i] + offset, p[key]) for i, p in enumerate(papers) if p[key] is not None]
         if marks:
+            xs, ys = zip(*marks, strict=True)
             ax.scatter(
-                *zip(*marks, strict=True),
+                xs,
+                ys,
                 marker="_",
                 s=400,
                 color="black",
