@@ -35,7 +35,8 @@ def main() -> None:
         del argv[at : at + 2]
     args = parse_args(["evaluate", *argv, "--out", "unused", "--device", "cpu"])
     detectors = {p: Detector.load(args.model, precision=p) for p in ("fp32", "bf16")}
-    data = test_set(args, image_size=detectors["fp32"].image_size)
+    fp32 = detectors["fp32"]  # the images as the model saw them: its size and central crop
+    data = test_set(args, image_size=fp32.image_size, center_crop=fp32.config.center_crop)
     labels = np.asarray(data.labels)
     scores, seconds = {}, {p: [] for p in detectors}
     for _ in range(repeats):  # alternate, so both see the same state of the machine
