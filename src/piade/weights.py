@@ -65,8 +65,8 @@ def resolve_weights(
 def check_weights(spec: WeightsSpec, *, arch: str) -> None:
     """The WeightsError :func:`resolve_weights` would raise for a missing file, without loading.
 
-    ``piade fit`` and ``piade benchmark`` call it before reading any data, so a missing ImageNet
-    file (or a mistyped path) is reported at once rather than after the data set is decoded. An
+    ``piade fit`` calls it once the images are found and before any is decoded, so a missing
+    ImageNet file (or a mistyped path) is reported at once rather than after the decoding. An
     "imagenet" spec is looked up in the torch hub cache and downloaded if absent, as training
     would; timm's weights are left to :func:`resolve_weights`.
     """

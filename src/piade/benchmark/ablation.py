@@ -49,36 +49,31 @@ def ablation_table(
                 "seeds": [],
             }
         )
-    return [row | _paper_columns(row, rows, suite) for row in rows]
+    return [row | paper for row, paper in zip(rows, _paper_columns(rows, suite), strict=True)]
 
 
-def _paper_columns(
-    row: dict[str, Any], rows: Sequence[dict[str, Any]], suite: str
-) -> dict[str, float | None]:
-    """The paper's Fig. 4 pair for ``row``; for the "Mean" row, the mean over the classes of
-    ``rows`` when the figure has all of them."""
+def _paper_columns(rows: Sequence[dict[str, Any]], suite: str) -> list[dict[str, float | None]]:
+    """The paper's Fig. 4 pair for each of ``rows``; for the "Mean" row, the mean over the other
+    rows' classes when the figure has all of them."""
     pairs = [paper_ablation(r["class"]) if suite == "mvtec" else None for r in rows]
-    pair: tuple[float, float] | None = None
-    if row["class"] != "Mean":
-        pair = pairs[[r["class"] for r in rows].index(row["class"])]
-    else:
-        known = [p for r, p in zip(rows, pairs, strict=True) if r["class"] != "Mean"]
-        present = [p for p in known if p is not None]
-        if present and len(present) == len(known):
-            pair = (
-                statistics.fmean(p[0] for p in present),
-                statistics.fmean(p[1] for p in present),
-            )
-    return {
-        "paper_one_vector": pair[0] if pair else None,
-        "paper_two_vectors": pair[1] if pair else None,
-    }
+    known = [p for r, p in zip(rows, pairs, strict=True) if r["class"] != "Mean"]
+    present = [p for p in known if p is not None]
+    mean = None
+    if present and len(present) == len(known):
+        mean = (statistics.fmean(p[0] for p in present), statistics.fmean(p[1] for p in present))
+    return [
+        {
+            "paper_one_vector": pair[0] if pair else None,
+            "paper_two_vectors": pair[1] if pair else None,
+        }
+        for pair in (mean if r["class"] == "Mean" else p for r, p in zip(rows, pairs, strict=True))
+    ]
 
 
 def render_ablation(rows: Sequence[dict[str, Any]], *, suite: str) -> str:
     """The ablation table as Markdown, with the paper's Fig. 4 columns on MVTec AD (looked up
     again here, so tables written before the figure was transcribed get them too)."""
-    papers = [_paper_columns(r, rows, suite) for r in rows]
+    papers = _paper_columns(rows, suite)
     cited = any(p["paper_two_vectors"] is not None for p in papers)
     lines = [
         "| class | 1 vector (no routing) | 2 vectors (routing) | 2 − 1 |"
@@ -127,7 +122,7 @@ def write_ablation_chart(rows: Sequence[dict[str, Any]], path: Path, *, suite: s
     ax.bar(
         x + width / 2, [r["two_vectors"] for r in rows], width, label="2 vectors", color="#2b6cb0"
     )
-    papers = [_paper_columns(r, rows, suite) for r in rows]
+    papers = _paper_columns(rows, suite)
     for offset, key in ((-width / 2, "paper_one_vector"), (width / 2, "paper_two_vectors")):
         marks = [(x[i] + offset, p[key]) for i, p in enumerate(papers) if p[key] is not None]
         if marks:
