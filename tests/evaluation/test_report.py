@@ -320,3 +320,24 @@ def test_a_figure_that_fails_leaves_the_others_and_says_why(
         assert image.width >= 300
     for name in (n for n in FIGURES if n != "roc"):
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
+
+
+def test_each_figure_is_rendered_once_as_an_rgb_png(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Saving a figure renders it, so checking it by drawing first would render it twice."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    draws = []
+    real = FigureCanvasAgg.draw
+
+    def counted(canvas: FigureCanvasAgg) -> None:
+        draws.append(canvas.figure)
+        real(canvas)
+
+    monkeypatch.setattr(FigureCanvasAgg, "draw", counted)
+    write_report(tmp_path, synthetic(), metrics={"image_auroc": 0.5}, title="once")
+    assert len(draws) == len(FIGURES) == len({id(fig) for fig in draws})
+    for name in FIGURES:
+        with Image.open(tmp_path / f"{name}.png") as image:
+            assert image.mode == "RGB", name  # the figures are opaque: no alpha channel stored

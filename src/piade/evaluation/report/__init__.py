@@ -9,15 +9,12 @@ no scripts). :mod:`~piade.evaluation.report.data` holds and checks what is shown
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-
 from piade.evaluation.report.data import ReportData
-from piade.evaluation.report.figures import MASK_COLOUR, draw_figures
+from piade.evaluation.report.figures import MASK_COLOUR, render_figures
 from piade.evaluation.report.html import page
 
 __all__ = ["ReportData", "write_report"]
@@ -49,16 +46,14 @@ def write_report(
         raise ValueError(f"max_examples must be at least 1; got {max_examples}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    figures, norm = draw_figures(data, max_examples)
+    figures, norm = render_figures(data, max_examples)
     outline = f"; {MASK_COLOUR} outlines: ground-truth masks" if data.masks is not None else ""
     basis = "normal images' maps" if (data.labels == 0).any() else "all maps; no normal images"
     embedded = []
-    for name, fig in figures.items():
-        buffer = io.BytesIO()
-        FigureCanvasAgg(fig).print_png(buffer)
-        (out / f"{name}.png").write_bytes(buffer.getvalue())
+    for name, png in figures.items():
+        (out / f"{name}.png").write_bytes(png)
         caption = _CAPTIONS[name].format(lo=norm.vmin, hi=norm.vmax, basis=basis, outline=outline)
-        embedded.append((name, buffer.getvalue(), caption))
+        embedded.append((name, png, caption))
     path = out / "report.html"
     path.write_text(page(data, title, metrics, embedded), encoding="utf-8")
     return path
