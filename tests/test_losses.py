@@ -83,6 +83,31 @@ def test_terms_are_per_image_and_add_up() -> None:
         torch.testing.assert_close(alone.total, terms.total[k : k + 1])
 
 
+def test_a_zero_perceptual_weight_builds_no_backward_through_the_perceptual_network() -> None:
+    """λ1 = 0: the term is still reported, the gradient is that of MSE + SSIM, and no gradient
+    is computed through the perceptual network (its backward pass would cost a VGG pass)."""
+    torch.manual_seed(0)
+    stub = _Stub().requires_grad_(False)
+    backward_calls = []
+    stub.register_full_backward_hook(lambda *args: backward_calls.append(1))
+    target = torch.rand(2, 3, 16, 16) * 2 - 1
+    reconstruction = torch.tanh(torch.randn(2, 3, 16, 16)).requires_grad_()
+    terms = ReconstructionLoss(stub, perceptual_weight=0.0)(target, reconstruction)
+    (gradient,) = torch.autograd.grad(terms.total.sum(), reconstruction)
+    assert backward_calls == []
+    assert terms.perceptual.min() > 0  # still measured, for the logs and the score
+    without = ReconstructionLoss(stub, perceptual_weight=0.0)
+    reference = reconstruction.detach().requires_grad_()
+    with torch.no_grad():
+        features = without.perceptual_features(target)
+    mse_ssim = without(target, reference, features)
+    (expected,) = torch.autograd.grad((mse_ssim.mse + 1 - mse_ssim.ssim).sum(), reference)
+    torch.testing.assert_close(gradient, expected)
+    weighted = ReconstructionLoss(stub, perceptual_weight=1.0)(target, reconstruction)
+    weighted.total.sum().backward()
+    assert backward_calls  # with λ1 > 0 the gradient does flow through it
+
+
 def test_the_design_convention_feeds_imagenet_normalised_features() -> None:
     stub = _Stub()
     criterion = ReconstructionLoss(stub, convention="design")

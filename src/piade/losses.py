@@ -274,7 +274,10 @@ class ReconstructionLoss(nn.Module):
         if target_features is None:
             with torch.no_grad():
                 target_features = self.perceptual_features(target)
-        features = self.perceptual_features(reconstruction)
+        # λ1 = 0 (e.g. the MSE + SSIM ablation): the term is still reported, but no gradient
+        # flows through the perceptual network, so its backward pass is not built
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.perceptual_weight != 0):
+            features = self.perceptual_features(reconstruction)
         _, ssim_map = ssim((target + 1) / 2, (reconstruction + 1) / 2)  # (B, C, H, W)
         difference = target - reconstruction
         if self.convention == "authors":
