@@ -74,7 +74,7 @@ def _png(fig: Figure) -> bytes:
     """``fig`` rendered on the Agg canvas and encoded as an RGB PNG at zlib level 3.
 
     The figures are opaque, so the alpha channel Agg renders is dropped; with it, and at
-    matplotlib's level 6, the two example grids took 2.6 times as long to encode and were 6 %
+    matplotlib's level 6, the two example grids took 2.6 times as long to encode and were 4–6 %
     larger (docs/performance.md).
     """
     canvas = FigureCanvasAgg(fig)
