@@ -278,6 +278,19 @@ ResNet-18 unless said):
   airplane scores 0.635 after 20 epochs, 0.651 after 80 (1200 steps) and 0.671 under the full
   protocol (`cifar10-400`, 1600 steps at batch 120), against the paper's 0.751.
 - *Not the encoder* (`cifar10-20ep-lite0` above).
+- *Not the decoder's input at 32 px* (2026-12-07; the `cifar10-20ep-authors` settings, seed 0,
+  one thread; each screen a patch outside the package, run through `piade benchmark`). At 32 px
+  the ResNet-18 encoder's F is 512 x 1 x 1: the pyramid's four scales all pool that one vector,
+  and the skip connection hands the whole 512-d code to the decoder beside the 64-d instantiation
+  vector. Table 6's CIFAR decoder takes 64 channels and grows 8 px to 32 px, as if from an 8 x 8
+  reshaping of a larger F (such as 512 x 2 x 2 from a stem without its max pool, the usual CIFAR
+  ResNet). Neither change helped. Against the current code run again beside them (frog 0.547,
+  airplane 0.715; the file's 0.541 and 0.718, horse 0.460, deer 0.650): without the skip
+  connection (the decoder sees the vector only) frog 0.544 and horse 0.456; without the max pool
+  (F 512 x 2 x 2, decoder widths 16, 32, 32) frog 0.503, horse 0.466, deer 0.663 and airplane
+  0.679. The latter reconstructs better (last training MSE 0.024 against 0.035 on frog, 0.030
+  against 0.048 on airplane; SSIM 0.36 against 0.22, 0.44 against 0.31) and ranks worse, which
+  fits the score's dependence on fine detail below.
 - *Partly the data, for every method.* The two classical baselines of Table 2, run in the same
   harness on the same subset (`cifar10` above: OC-SVM and KDE on PCA-reduced pixels,
   `src/piade/baselines/shallow.py`), score below the figures the paper quotes for them too:
