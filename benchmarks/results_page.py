@@ -160,8 +160,8 @@ record those scores; their paper-score figures did not change.
   frame. Vector 2 was decoded for none of the 83 test images. The screen with the same settings
   on a copy of the data cropped beforehand (its pixels resampled in two steps, 900 → 156 →
   central 120 px, where the flag resamples once) gave 0.949: two runs of one configuration
-  differ by 0.016, so this figure is one draw and the crop's gain over whole images (0.012 and
-  0.028) stays within the spread of such runs. `piade evaluate
+  differ by 0.016, so this figure is one draw, and the crop's gain over whole images (0.012 and
+  0.028) is of the size of the spread between such runs. `piade evaluate
   RUN/runs/piade/bottle/seed0/fit --data mvtec --root ../shared/data/mvtec_ad --category bottle
   --out DIR` prints the same 0.9651 (interval 0.9122–0.9866) and the same groups.
 - `coil20-400`: the paper's full protocol on COIL-20 (400 epochs, batch 120, 120 px; 400 optimiser
