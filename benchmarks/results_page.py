@@ -158,8 +158,8 @@ record those scores; their paper-score figures did not change.
   0.861), broken_large 1.000, contamination 0.962; the authors' subset 1.000; `loss-balanced`
   0.961, `map-max` 0.995, `loss-x-map` 0.993; pixel AUROC 0.912 and AUPRO 0.795 in the crop's
   frame. Vector 2 was decoded for none of the 83 test images. The screen with the same settings
-  on a copy of the data cropped beforehand (its pixels resampled in two steps, 900 → 156 →
-  central 120 px, where the flag resamples once) gave 0.949: two runs of one configuration
+  on a copy of the data cropped beforehand (its pixels resampled in two steps, the 256 px files to
+  156 px, then the central 120 px, where the flag resamples the central region once) gave 0.949: two runs of one configuration
   differ by 0.016, so this figure is one draw, and the crop's gain over whole images (0.012 and
   0.028) is of the size of the spread between such runs. `piade evaluate
   RUN/runs/piade/bottle/seed0/fit --data mvtec --root ../shared/data/mvtec_ad --category bottle
