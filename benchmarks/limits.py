@@ -253,8 +253,15 @@ class ConvCalls:
             hook.remove()
 
     def padding_flops(self) -> float:
-        """Counted minus valid FLOPs over every call: the work spent on zero padding."""
-        return sum(c - v for c, v in (conv_flops(m, shape) for m, shape in self.calls))
+        """Counted minus valid FLOPs over every call: the work spent on zero padding. A call
+        that ran as a matrix product over the taps that meet its input (``piade.model.resnet
+        .Conv2d`` at a one-pixel output) spent none, and FlopCounterMode counted its taps."""
+        return sum(
+            counted - valid
+            for m, shape in self.calls
+            if getattr(m, "matmul_window", lambda *size: None)(*shape[-2:]) is None
+            for counted, valid in [conv_flops(m, shape)]
+        )
 
 
 def conv_shapes(model: nn.Module, images: torch.Tensor) -> list[tuple[nn.Conv2d, tuple[int, ...]]]:

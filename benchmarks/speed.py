@@ -29,6 +29,7 @@ vgg16`` for the VGG-16 features this project's runs use, 64 channels at full res
     python benchmarks/speed.py --sizes 120 --compare channels-last
     python benchmarks/speed.py --sizes 120 --perceptual-net vgg16 --compare fused-distance
     python benchmarks/speed.py --sizes 120 256 --modes infer --compare compile   # scoring --compile
+    python benchmarks/speed.py --sizes 32 --compare one-pixel-matmul  # the ResNet's 1-px outputs
     python benchmarks/speed.py --device cuda --sizes 120 256 --batch-size 120
 """
 
@@ -38,7 +39,8 @@ import argparse
 import json
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from limits import ConvCalls, best_kernel, cpu_peak, describe, gpu_peak
@@ -49,7 +51,7 @@ from piade.benchmark.cost import device_description, peak_memory
 from piade.config import ModelConfig
 from piade.inference.scoring import CompiledScoring, score_images
 from piade.losses import ReconstructionLoss, build_perceptual_network
-from piade.model import build_model
+from piade.model import build_model, resnet
 from piade.preprocess import to_signed
 from piade.runtime import autocast_dtype, keep_freed_memory, resolve_device
 from piade.train.loop import compiled_loss_terms, loss_terms
@@ -64,9 +66,16 @@ OPTIONS = (
     "compile",
     "bf16",
     "kept-targets",
+    "one-pixel-matmul",
 )
 # what `piade fit` and the detector use (kept-targets: fit only; scoring has no repeated images)
-ENGINE = ("channels-last", "keep-freed-memory", "fused-distance", "kept-targets")
+ENGINE = (
+    "channels-last",
+    "keep-freed-memory",
+    "fused-distance",
+    "kept-targets",
+    "one-pixel-matmul",
+)
 
 
 def synchronize(device: torch.device) -> None:
@@ -83,6 +92,22 @@ def timed(run: Callable[[], None], device: torch.device) -> float:
 
 
 _FUSED_FEATURE_DISTANCE = losses.squared_feature_distance
+_MATMUL_WINDOW = resnet.Conv2d.matmul_window
+
+
+@contextmanager
+def plain_forms(options: frozenset[str]) -> Iterator[None]:
+    """Within: the formulas the options not chosen replace (autograd's feature distance; every
+    ResNet convolution through the convolution kernel, one-pixel outputs included)."""
+    if "fused-distance" not in options:  # the formula autograd differentiates itself
+        losses.squared_feature_distance = _plain_feature_distance
+    if "one-pixel-matmul" not in options:
+        resnet.Conv2d.matmul_window = lambda self, height, width: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        losses.squared_feature_distance = _FUSED_FEATURE_DISTANCE
+        resnet.Conv2d.matmul_window = _MATMUL_WINDOW  # type: ignore[method-assign]
 
 
 def _plain_feature_distance(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -124,13 +149,9 @@ class Setup:
         )
 
     def forward_backward(self) -> None:
-        if "fused-distance" not in self.options:  # the formula autograd differentiates itself
-            losses.squared_feature_distance = _plain_feature_distance
-        try:
+        with plain_forms(self.options):
             terms = self.forward(self.model, self.criterion, self.images, self.amp, self.targets)
             terms.total.mean().backward()
-        finally:
-            losses.squared_feature_distance = _FUSED_FEATURE_DISTANCE
 
     def train_step(self) -> None:
         self.model.train()
@@ -140,7 +161,7 @@ class Setup:
 
     def infer_step(self) -> None:
         guard = torch.inference_mode() if "inference-mode" in self.options else torch.no_grad()
-        with guard:
+        with guard, plain_forms(self.options):
             if isinstance(self.score, CompiledScoring):
                 self.score(self.images, self.amp)
             else:
@@ -154,18 +175,19 @@ class Setup:
         computes (input, and weight for the network's own) is taken to waste what its forward did.
         """
         batch = len(self.images)
-        train = FlopCounterMode(display=False)
-        with train, ConvCalls(self.model) as own, ConvCalls(self.criterion) as loss:
-            terms = loss_terms(self.model, self.criterion, self.images, self.amp, self.targets)
-            terms.total.mean().backward()
-        self.optimizer.zero_grad(set_to_none=True)
-        infer = FlopCounterMode(display=False)
-        with infer, torch.no_grad(), ConvCalls(self.model, self.criterion) as scoring:
-            score_images(self.model, self.criterion, self.images)
-        wasted = 3 * own.padding_flops() + 2 * loss.padding_flops()
+        train, infer = FlopCounterMode(display=False), FlopCounterMode(display=False)
+        with plain_forms(self.options):  # padding_flops asks the modules how they ran
+            with train, ConvCalls(self.model) as own, ConvCalls(self.criterion) as loss:
+                terms = loss_terms(self.model, self.criterion, self.images, self.amp, self.targets)
+                terms.total.mean().backward()
+            self.optimizer.zero_grad(set_to_none=True)
+            with infer, torch.no_grad(), ConvCalls(self.model, self.criterion) as scoring:
+                score_images(self.model, self.criterion, self.images)
+            wasted = 3 * own.padding_flops() + 2 * loss.padding_flops()
+            wasted_scoring = scoring.padding_flops()
         return {
             "train": (train.get_total_flops() - wasted) / batch,
-            "infer": (infer.get_total_flops() - scoring.padding_flops()) / batch,
+            "infer": (infer.get_total_flops() - wasted_scoring) / batch,
         }
 
 

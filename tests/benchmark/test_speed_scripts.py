@@ -38,7 +38,7 @@ def test_speed_prints_one_record_per_size_mode_and_setting() -> None:
     assert peak["peak_gflops"] == pytest.approx(
         peak["cores"] * peak["clock_ghz"] * peak["fp32_flops_per_cycle"], rel=1e-2
     )
-    engine = "fused-distance+keep-freed-memory+kept-targets"
+    engine = "fused-distance+keep-freed-memory+kept-targets+one-pixel-matmul"
     assert [(r["mode"], r["settings"]) for r in records] == [
         ("train", engine),
         ("train", f"channels-last+{engine}"),
@@ -59,6 +59,33 @@ def test_speed_prints_one_record_per_size_mode_and_setting() -> None:
     # training adds the backward (about 2x the forward) but, with kept-targets, runs the
     # perceptual network on the reconstructions only; scoring runs it on both
     assert train["gflop_per_image"] > 1.5 * infer["gflop_per_image"]
+
+
+def test_the_one_pixel_matmul_does_the_convolutions_valid_work() -> None:
+    """At 32 px the last stage's one-pixel outputs are matrix products over the taps that meet
+    the input: the FLOPs per image must equal the convolution's less its taps on padding."""
+    args = ["--sizes", "32", "--batch-size", "2", "--repeats", "1", "--compare", "one-pixel-matmul"]
+    _, *records = _run("speed.py", *args)
+    without, with_ = records[0], records[1]
+    assert "one-pixel-matmul" in with_["settings"] and "one-pixel-matmul" not in without["settings"]
+    assert with_["gflop_per_image"] == pytest.approx(without["gflop_per_image"], rel=1e-6)
+
+
+def test_conv_bound_adds_up() -> None:
+    (record,) = _run("conv_bound.py", "--size", "32", "--batch-size", "2")
+    passes = record["passes"]
+    assert set(passes) == {"forward", "input gradient", "weight gradient"}
+    calls = record["calls"]
+    assert sum(p["calls"] for p in passes.values()) == len(calls)
+    alone = sum(c["alone_ms"] for c in calls) / 1e3
+    assert record["convolutions_alone_seconds"] == pytest.approx(alone, abs=0.01)
+    assert record["bound_vs_best_kernel"] == pytest.approx(
+        record["step_gflop"] / record["convolutions_alone_seconds"] / record["best_kernel_gflops"],
+        rel=0.05,
+    )
+    # the ResNet's one-pixel outputs at 32 px are matrix products, not convolution calls
+    assert not any(c["conv"].startswith("512->512 3x3 at 1x1") for c in calls)
+    assert any(c["conv"].startswith("3->64 7x7 at 32x32") for c in calls)  # the stem
 
 
 def test_speed_refuses_to_compare_a_process_wide_setting() -> None:
