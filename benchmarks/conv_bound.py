@@ -162,7 +162,7 @@ def main() -> None:
     step = statistics.median(steps)
     with RecordConvolutions() as recorder:
         setup.train_step()
-    best = best_kernel(setup.model, setup.images, device)
+    best = best_kernel(setup.model, setup.images, device, setup.criterion.perceptual_net)
     b = best["best_kernel_gflops"]
     alone: list[float] = []
     with torch.no_grad():

@@ -205,7 +205,8 @@ def measure(
     """Records for every option set and mode, timed in alternating blocks of one run."""
     setups = [Setup(size, batch, device, options, perceptual_net) for options in option_sets]
     flops = [setup.flops() for setup in setups]  # kept-targets does less work
-    best = best_kernel(setups[0].model, setups[0].images, device)
+    first = setups[0]
+    best = best_kernel(first.model, first.images, device, first.criterion.perceptual_net)
     records = []
     for mode in modes:
         samples: dict[int, list[float]] = {i: [] for i in range(len(setups))}
