@@ -60,3 +60,23 @@ def test_onnx_matches_pytorch(tmp_path: Path) -> None:
         ):
             export_onnx(detector, tmp_path / "refused.onnx")
     assert not (tmp_path / "refused.onnx").exists()
+
+
+def test_a_resnet_at_32_px_exports_with_a_free_batch_size(tmp_path: Path) -> None:
+    """At 32 px the ResNet's last stage has one-pixel outputs, computed as matrix products
+    (``piade.model.resnet.Conv2d``): the graph must still take any batch size."""
+    config = TrainConfig(
+        epochs=1, batch_size=8, encoder_weights=None, perceptual_weights=None, device="cpu"
+    )
+    fit(normal_set(10), tmp_path / "run", model_config=ModelConfig(image_size=32),
+        train_config=config)  # fmt: skip
+    detector = load(tmp_path / "run")
+    export_onnx(detector, tmp_path / "model.onnx")
+    session = onnxruntime.InferenceSession(
+        str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    for count in (1, 5):
+        images = normal_set(count, seed=4).images.float() / 255
+        (score,) = session.run(["score"], {"images": images.numpy()})
+        expected = detector.score(images).score.numpy()
+        np.testing.assert_allclose(score, expected, atol=1e-4)

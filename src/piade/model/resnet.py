@@ -60,7 +60,8 @@ class Conv2d(nn.Conv2d):
         p_h, p_w = self.padding  # type: ignore[str-unpack]  # a tuple: matmul_window checked
         window = input[..., : rows.stop - p_h, : columns.stop - p_w]  # (B, C, h, w) read
         kernel = weight[:, :, rows, columns]  # (C_out, C, h, w): the taps that meet it
-        out = F.linear(window.reshape(len(input), -1), kernel.reshape(len(weight), -1), bias)
+        # flatten, not reshape(len(input), -1): an exported ONNX graph keeps a free batch size
+        out = F.linear(window.flatten(1), kernel.flatten(1), bias)
         return out[:, :, None, None]  # (B, C_out, 1, 1)
 
 
