@@ -32,6 +32,7 @@ ORDER = (
     "mvtec-400-lite0-authors",
     "mvtec-400-lite0-crop",
     "mvtec-400-crop",
+    "mvtec-400-crop-seed1",
     "mvtec",
     "coil20-400",
     "coil20-400-authors",
@@ -59,7 +60,7 @@ score, the mean total loss, unless a row says otherwise; the sections below hold
 
 | target | best figure here (run) | met? | what limits it |
 |---|---|---|---|
-| MVTec AD bottle, image AUROC ≥ 0.968, random ResNet-18 | 0.965 with the authors' crop (`mvtec-400-crop`); whole images 0.937 (`mvtec-400-authors`) | no, by 0.003 | one test set of 20 good and 63 defective images (95 % interval about ±0.05; two runs of one configuration differed by 0.016); on the authors' 30-image evaluation subset these models score 0.996 (whole images) and 1.000 (crop); every difference from the authors' code this machine can replicate was tried |
+| MVTec AD bottle, image AUROC ≥ 0.968, random ResNet-18 | 0.965 and 0.958 with the authors' crop on two seeds (`mvtec-400-crop`, `mvtec-400-crop-seed1`; mean 0.961); whole images 0.937 (`mvtec-400-authors`) | no, by 0.003 (mean of two seeds: 0.007) | one test set of 20 good and 63 defective images (95 % interval about ±0.05; two runs of one configuration differed by up to 0.016); on the authors' 30-image evaluation subset these models score 0.996 (whole images) and 1.000 (crop); every difference from the authors' code this machine can replicate was tried |
 | the same, ImageNet EfficientNet-Lite0 | 0.944 (`mvtec-400-lite0-authors`) | no | the same; with the crop 0.933 (`mvtec-400-lite0-crop`) |
 | bottle, pixel AUROC ≥ 0.95 | 0.966 (`mvtec-400-authors`); Lite0 0.954 | yes | |
 | COIL-20, mean image AUROC ≥ 0.99 | 0.992 (`coil20-400-authors`) | yes | |
@@ -70,12 +71,12 @@ score, the mean total loss, unless a row says otherwise; the sections below hold
 **Two generations of runs are on this page.** Today's defaults ([training.md](training.md):
 bilinear decoder initialisation, squash constant `a = n·d/J²`, batch-norm statistics chosen after
 training, anomaly maps smoothed with σ = 4 px) ran in `mvtec-400`, `mvtec-400-seed1`, `mvtec-400-1v-seed1`, `mvtec-400-lite0`, `mvtec-400-authors`,
-`mvtec-400-lite0-authors`, `mvtec-400-lite0-crop`, `mvtec-400-crop`, `coil20-400`, `coil20-400-authors`, `coil20-400-lite0`, `coil20-120`, `cifar10-400`,
+`mvtec-400-lite0-authors`, `mvtec-400-lite0-crop`, `mvtec-400-crop`, `mvtec-400-crop-seed1`, `coil20-400`, `coil20-400-authors`, `coil20-400-lite0`, `coil20-120`, `cifar10-400`,
 `cifar10-400-authors`, `cifar10-20ep`, `cifar10-20ep-lite0` and `cifar10-20ep-authors`; every piade run there also records the image AUROC of every image
 score of the same model and scoring pass (the "Image score (beyond the paper)" tables; the main
 tables keep the paper's score). Since 2026-12-07 the loss is computed in the units of the
 authors' released code by default (`--loss-convention authors`; [training.md](training.md),
-"The authors' units"); the runs named `*-authors`, `mvtec-400-lite0-crop` and `mvtec-400-crop` used them, the
+"The authors' units"); the runs named `*-authors`, `mvtec-400-lite0-crop` and `mvtec-400-crop*` used them, the
 others DESIGN.md's units (`--loss-convention design`), the default when they ran. The
 `mvtec-400*` runs that existed on 2026-12-02 and `coil20-120` were scored again that day
 by `piade benchmark` resuming them from their last checkpoints (which recomputes the
@@ -154,7 +155,7 @@ record those scores; their paper-score figures did not change.
   threads to epoch 200 and one thread after, beside other jobs; 176 min of training): the crop
   screen of [training.md](training.md) run again with the flag. Image AUROC **0.965** with the
   paper's score, 0.003 below the paper's 0.968 (whole images: 0.937; 95 % interval 0.912–0.987),
-  the closest any run here has come. Small breaks 0.936 against the good images (whole images:
+  the closest any run here has come (seed 1: 0.958, `mvtec-400-crop-seed1` below). Small breaks 0.936 against the good images (whole images:
   0.861), broken_large 1.000, contamination 0.962; the authors' subset 1.000; `loss-balanced`
   0.961, `map-max` 0.995, `loss-x-map` 0.993; pixel AUROC 0.912 and AUPRO 0.795 in the crop's
   frame. Vector 2 was decoded for none of the 83 test images. The screen with the same settings
@@ -164,6 +165,15 @@ record those scores; their paper-score figures did not change.
   0.028) is of the size of the spread between such runs. `piade evaluate
   RUN/runs/piade/bottle/seed0/fit --data mvtec --root ../shared/data/mvtec_ad --category bottle
   --out DIR` prints the same 0.9651 (interval 0.9122–0.9866) and the same groups.
+- `mvtec-400-crop-seed1`: the `mvtec-400-crop` command with `--seeds 1` (2026-12-08, two
+  threads on an AMD EPYC with AVX2, 134 min of training, paused for measurements and CI
+  runs): image AUROC **0.958** with the paper's score (seed 0: 0.965; mean of the
+  two 0.961; 95 % interval 0.900–0.983), small breaks 0.930 against the
+  good images (broken_large 1.000, contamination 0.948),
+  the authors' subset 1.000, `loss-balanced`
+  0.962, `map-max` 0.984, `loss-x-map` 0.985;
+  pixel AUROC 0.907 and AUPRO 0.787 in the crop's frame. Vector 2 was
+  decoded for 0 of the 83 test images.
 - `coil20-400`: the paper's full protocol on COIL-20 (400 epochs, batch 120, 120 px; 400 optimiser
   steps per object, 19–56 min each here) on **all 20 objects**: mean image AUROC with the paper's
   score **0.969** against the target of 0.99 (the paper reports 0.998 on COIL-100), `loss-balanced`
