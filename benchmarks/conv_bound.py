@@ -67,13 +67,14 @@ def valid_flops(
     return float(per_tap * taps)
 
 
-class Call:
+class Call(NamedTuple):
     """One recorded convolution call: which pass, its FLOPs, its time in the step, its replay."""
 
-    def __init__(self, kind: str, flops: float, seconds: float, replay: Any, label: str) -> None:
-        self.kind, self.flops, self.seconds, self.replay, self.label = (
-            kind, flops, seconds, replay, label,
-        )  # fmt: skip
+    kind: str
+    flops: float
+    seconds: float
+    replay: Any
+    label: str
 
 
 class Spec(NamedTuple):
